@@ -1,0 +1,260 @@
+"""Parallel training pairs: (query, positive) per language, keyed by a parallel id.
+
+Language-aware samplers need, for each parallel item, its (query, positive passage) in every
+language it exists in: a monolingual batch takes query and passage from one language, a
+cross-lingual one from two. :class:`ParallelPairs` holds exactly that, built from any
+LAReQA-format set or from a user's JSONL file.
+
+User JSONL format (one object per line; lines with the same ``id`` are translations)::
+
+    {"id": "q17", "language": "de", "query": "Wer ...?", "positive": "Der ...",
+     "group": "article-3", "negatives": ["..."]}
+
+``id``, ``language``, ``query`` and ``positive`` are required; ``group`` (items that must
+land on the same side of a train/validation split, such as questions about one article;
+default: the id) and ``negatives`` (hard negatives, passages in the same language) are
+optional.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from langmix.data.errors import DataError
+from langmix.data.lareqa import parse_languages
+from langmix.data.records import LareqaDataset
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One (query, positive) pair in one language.
+
+    Example:
+        >>> Pair("q1", "de", "Wer?", "Er.", "a0").language
+        'de'
+    """
+
+    parallel_id: str
+    language: str
+    query: str
+    positive: str
+    group: str
+    negatives: tuple[str, ...] = ()
+
+
+@dataclass
+class ParallelPairs:
+    """Training pairs grouped by parallel id.
+
+    Attributes:
+        name: Where the pairs came from.
+        languages: Languages present, in a stable order.
+        pairs: All pairs.
+        by_id: ``parallel_id -> {language: index into pairs}``.
+
+    Example:
+        >>> pairs = ParallelPairs.from_lareqa(load_lareqa("mlqa-r"))  # doctest: +SKIP
+        >>> train, val = pairs.split(validation_fraction=0.1, seed=0)  # doctest: +SKIP
+    """
+
+    name: str
+    languages: tuple[str, ...]
+    pairs: list[Pair]
+    by_id: dict[str, dict[str, int]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_id: dict[str, dict[str, int]] = {}
+        for i, pair in enumerate(self.pairs):
+            by_id.setdefault(pair.parallel_id, {})[pair.language] = i
+        self.by_id = by_id
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @classmethod
+    def from_lareqa(cls, dataset: LareqaDataset, *, with_context: bool = True) -> ParallelPairs:
+        """Every query with its answer sentence (and paragraph) as the positive.
+
+        Groups are the connected components of questions that share an article in any
+        language, so a split by group never puts the same article, in any language, on both
+        sides (in MLQA-R, article indices differ between languages, hence the components).
+        """
+        groups = _article_components(dataset)
+        pairs = [
+            Pair(
+                q.parallel_id,
+                q.language,
+                q.text,
+                dataset.candidates[dataset.candidate_index(q.answer_id)].passage(with_context),
+                groups[q.parallel_id],
+            )
+            for q in dataset.queries
+        ]
+        return cls(dataset.name, dataset.languages, pairs)
+
+    def select(self, languages: Iterable[str]) -> ParallelPairs:
+        """Keep only some languages (raises ``ValueError`` naming unknown ones)."""
+        chosen = parse_languages(list(languages), self.languages)
+        keep = set(chosen)
+        return ParallelPairs(self.name, chosen, [p for p in self.pairs if p.language in keep])
+
+    def split(
+        self, validation_fraction: float = 0.1, seed: int = 0
+    ) -> tuple[ParallelPairs, ParallelPairs]:
+        """Split into train and validation by group, so no group is on both sides.
+
+        Args:
+            validation_fraction: Share of groups (approximately, of items) held out.
+            seed: Seed of the group shuffle; the split depends only on it and the data.
+
+        Raises:
+            ValueError: If the fraction is outside (0, 1) or leaves a side empty.
+        """
+        if not 0.0 < validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        groups = sorted({p.group for p in self.pairs})
+        order = np.random.default_rng(seed).permutation(len(groups))
+        n_val = max(1, round(validation_fraction * len(groups)))
+        if n_val >= len(groups):
+            raise ValueError(f"{len(groups)} group(s) are too few to split")
+        held_out = {groups[i] for i in order[:n_val]}
+        train = [p for p in self.pairs if p.group not in held_out]
+        val = [p for p in self.pairs if p.group in held_out]
+        return (
+            ParallelPairs(f"{self.name}:train", self.languages, train),
+            ParallelPairs(f"{self.name}:validation", self.languages, val),
+        )
+
+    def to_jsonl(self, path: str | os.PathLike[str]) -> None:
+        """Write the pairs in the user JSONL format (atomically)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as out:
+            for p in self.pairs:
+                row = {
+                    "id": p.parallel_id,
+                    "language": p.language,
+                    "query": p.query,
+                    "positive": p.positive,
+                    "group": p.group,
+                }
+                if p.negatives:
+                    row["negatives"] = list(p.negatives)
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+
+
+def _article_components(dataset: LareqaDataset) -> dict[str, str]:
+    """Map each parallel id to a group label: union-find over shared (language, article)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first_in_article: dict[tuple[str, int], str] = {}
+    for q in dataset.queries:
+        key = (q.language, q.article)
+        if key in first_in_article:
+            a, b = find(q.parallel_id), find(first_in_article[key])
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+        else:
+            first_in_article[key] = q.parallel_id
+            find(q.parallel_id)
+    return {pid: f"g:{find(pid)}" for pid in parent}
+
+
+def read_pairs_jsonl(
+    path: str | os.PathLike[str], languages: Iterable[str] | None = None
+) -> ParallelPairs:
+    """Read a user's parallel training data (format in the module docstring).
+
+    Args:
+        path: The JSONL file.
+        languages: If given, the languages to keep; a language not in the file is an error.
+
+    Raises:
+        DataError: Naming the file and line for bad JSON, missing or empty fields, a
+            repeated (id, language), or ``negatives`` that is not a list of strings.
+
+    Example:
+        >>> pairs = read_pairs_jsonl("my-parallel.jsonl", languages=["en", "de"])  # doctest: +SKIP
+    """
+    path = Path(path)
+    pairs: list[Pair] = []
+    seen: dict[tuple[str, str], int] = {}
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(path, f"cannot open: {exc.strerror}") from exc
+    with handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                pair = _parse_pair(path, number, line)
+                key = (pair.parallel_id, pair.language)
+                if key in seen:
+                    raise DataError(
+                        path,
+                        f"id {pair.parallel_id!r} in language {pair.language!r} appears twice "
+                        f"(first on line {seen[key]})",
+                        record=f"line {number}",
+                    )
+                seen[key] = number
+                pairs.append(pair)
+        except UnicodeDecodeError as exc:
+            raise DataError(path, f"not UTF-8 text ({exc.reason})") from exc
+    if not pairs:
+        raise DataError(path, "no training pairs in file")
+    found = tuple(dict.fromkeys(sorted(p.language for p in pairs)))
+    result = ParallelPairs(path.name, found, pairs)
+    if languages is not None:
+        try:
+            result = result.select(languages)
+        except ValueError as exc:
+            raise DataError(path, str(exc)) from exc
+    return result
+
+
+def _parse_pair(path: Path, number: int, line: str) -> Pair:
+    where = f"line {number}"
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not valid JSON: {exc.msg}", record=where) from exc
+    if not isinstance(row, dict):
+        raise DataError(path, "expected a JSON object", record=where)
+    values = {}
+    for key in ("id", "language", "query", "positive"):
+        value = row.get(key)
+        if value is None:
+            raise DataError(path, f"missing field {key!r}", record=where)
+        if isinstance(value, int) and key == "id":
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(path, f"field {key!r} must be a non-empty string", record=where)
+        values[key] = value
+    negatives = row.get("negatives", [])
+    if not isinstance(negatives, list) or not all(
+        isinstance(n, str) and n.strip() for n in negatives
+    ):
+        raise DataError(path, "'negatives' must be a list of non-empty strings", record=where)
+    group = row.get("group", values["id"])
+    return Pair(
+        values["id"],
+        values["language"],
+        values["query"],
+        values["positive"],
+        str(group),
+        tuple(negatives),
+    )
