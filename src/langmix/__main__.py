@@ -1,0 +1,7 @@
+"""``python -m langmix`` runs the command-line interface."""
+
+from __future__ import annotations
+
+from langmix.cli import main
+
+raise SystemExit(main())

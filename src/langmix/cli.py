@@ -1,0 +1,111 @@
+"""The ``langmix`` command: parses arguments into typed dataclasses and calls the API.
+
+No logic lives here; every command is a function of the library that can be called from
+Python with the same dataclass.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+USAGE = """usage: langmix COMMAND [options]
+
+commands:
+  eval     evaluate a model on XQuAD-R, MLQA-R (LAReQA protocol) or MIRACL
+  models   list the offline model family and its parameter counts
+
+Run 'langmix COMMAND --help' for a command's options.
+"""
+
+
+def _eval(argv: Sequence[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from langmix.evaluation.arguments import EvalArguments
+    from langmix.evaluation.run import run_eval
+
+    parser = HfArgumentParser(EvalArguments, prog="langmix eval")
+    (args,) = parser.parse_args_into_dataclasses(list(argv))
+    document = run_eval(args)
+    print(format_summary(document))
+    print(f"wrote {args.output_dir}/metrics.json")
+    return 0
+
+
+def format_summary(document: dict) -> str:
+    """A short human-readable table of a metrics document."""
+    if document.get("dataset") == "miracl":
+        m = document["metrics"]
+        return (
+            f"MIRACL {','.join(document['languages'])}: nDCG@10 {m['ndcg@10']:.4f}  "
+            f"Recall@100 {m['recall@100']:.4f}  MAP@100 {m['map@100']:.4f}"
+        )
+    m, r = document["map"], document["recall"]
+    lines = [
+        f"{document['dataset']} ({len(document['languages'])} languages, "
+        f"{document['n_queries']} queries, {document['n_candidates']} candidates) "
+        f"model {document['model']}",
+        f"  mAP   mono {m['mono']:.4f}  cross {m['cross']:.4f}  multi {m['multi']:.4f}",
+        f"  R@1   mono {r['mono@1']:.4f}  cross {r['cross@1']:.4f}  R@10 multi {r['multi@10']:.4f}",
+        f"  rank distance {document['rank_distance']:.1f}",
+    ]
+    timing = document.get("timing")
+    if timing:
+        lines.append("  time " + ", ".join(f"{k} {v:.1f}" for k, v in timing.items()))
+    return "\n".join(lines)
+
+
+def _models(argv: Sequence[str]) -> int:
+    from langmix.models import count_parameters, load_model
+
+    if argv and argv[0] in ("-h", "--help"):
+        print(
+            "usage: langmix models\n\nLoads each layer cut of the offline model and prints "
+            "its parameter counts."
+        )
+        return 0
+    print(f"{'model':40s} {'total':>12s} {'non-embedding':>14s}")
+    for k in range(1, 13):
+        name = f"offline:multilingual-e5-small@L{k}"
+        counts = count_parameters(load_model(name))
+        print(f"{name:40s} {counts.total:12,d} {counts.non_embedding:14,d}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"eval": _eval, "models": _models}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``langmix`` command.
+
+    Returns:
+        The exit status: 0 on success, 2 on a usage or input error (with a one-line message).
+
+    Example:
+        >>> main(["eval", "--model", "offline:multilingual-e5-small", "--dataset", "xquad-r",
+        ...       "--output-dir", "runs/eval"])  # doctest: +SKIP
+        0
+    """
+    from langmix.data.errors import DataError, DataUnavailableError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(f"langmix: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    try:
+        return command(argv[1:])
+    except (DataError, DataUnavailableError, ValueError) as exc:
+        print(f"langmix {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"langmix {argv[0]}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""The LAReQA protocol run end to end: encode a pool once, score it, write the metrics.
+
+The metric kernels (:mod:`langmix.evaluation.metrics`) work on arrays; this module turns a
+:class:`~langmix.data.LareqaDataset` and a model into those arrays, encoding every question
+and every candidate exactly once. Monolingual, cross-lingual and multilingual settings are
+all read off the same query-by-candidate scores, so they can never disagree about what the
+model produced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from langmix.data import LareqaDataset
+from langmix.evaluation.encoding import PASSAGE, QUERY, EmbeddingCache, encode
+from langmix.evaluation.metrics import LareqaResult, evaluate_lareqa
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+@dataclass
+class LareqaEmbeddings:
+    """The vectors that were scored, with the ids they belong to."""
+
+    query_emb: np.ndarray
+    cand_emb: np.ndarray
+    query_ids: list[str]
+    cand_ids: list[str]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``embeddings.npz`` (float32 vectors, id arrays) atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(
+            tmp,
+            query_emb=self.query_emb,
+            cand_emb=self.cand_emb,
+            query_ids=np.asarray(self.query_ids),
+            cand_ids=np.asarray(self.cand_ids),
+        )
+        os.replace(tmp, path)
+
+
+def encode_lareqa(
+    model: SentenceTransformer,
+    dataset: LareqaDataset,
+    *,
+    batch_size: int = 64,
+    query_max_length: int = 64,
+    passage_max_length: int = 128,
+    with_context: bool = True,
+    cache: EmbeddingCache | None = None,
+    show_progress: bool = True,
+) -> LareqaEmbeddings:
+    """Encode all questions (as queries) and candidates (as passages) of a dataset.
+
+    Example:
+        >>> emb = encode_lareqa(model, load_lareqa("xquad-r", "en,de"))  # doctest: +SKIP
+        >>> emb.query_emb.shape  # doctest: +SKIP
+        (2380, 384)
+    """
+    query_emb = encode(
+        model,
+        dataset.query_texts(),
+        QUERY,
+        batch_size=batch_size,
+        max_seq_length=query_max_length,
+        cache=cache,
+        show_progress=show_progress,
+    )
+    cand_emb = encode(
+        model,
+        dataset.passage_texts(with_context),
+        PASSAGE,
+        batch_size=batch_size,
+        max_seq_length=passage_max_length,
+        cache=cache,
+        show_progress=show_progress,
+    )
+    return LareqaEmbeddings(
+        query_emb,
+        cand_emb,
+        [q.id for q in dataset.queries],
+        [c.id for c in dataset.candidates],
+    )
+
+
+def score_lareqa(dataset: LareqaDataset, embeddings: LareqaEmbeddings) -> LareqaResult:
+    """All LAReQA metrics of a dataset from its embeddings.
+
+    Raises:
+        ValueError: If the embeddings do not line up with the dataset's ids.
+
+    Example:
+        >>> result = score_lareqa(dataset, embeddings)  # doctest: +SKIP
+        >>> result.map["cross"]  # doctest: +SKIP
+        0.61
+    """
+    if embeddings.query_ids != [q.id for q in dataset.queries] or embeddings.cand_ids != [
+        c.id for c in dataset.candidates
+    ]:
+        raise ValueError("embeddings do not line up with the dataset's query and candidate ids")
+    query_lang, cand_lang, indptr, indices = dataset.relevance_arrays()
+    return evaluate_lareqa(
+        embeddings.query_emb,
+        embeddings.cand_emb,
+        query_lang,
+        cand_lang,
+        indptr,
+        indices,
+        list(dataset.languages),
+    )
+
+
+def metrics_document(
+    result: LareqaResult,
+    dataset: LareqaDataset,
+    model_name: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``metrics.json`` document: the contract other tools read.
+
+    Keys: ``dataset``, ``model``, ``languages``, ``n_queries``, ``n_candidates``, ``map``
+    {mono, cross, multi}, ``recall`` {mono@1, cross@1, multi@10}, ``rank_distance``,
+    ``per_pair`` {"en-de": {map, recall@1, n_queries}}, ``per_language``, plus ``extra``.
+    """
+    document: dict[str, Any] = {
+        "dataset": dataset.name,
+        "model": model_name,
+        "languages": list(dataset.languages),
+        "n_queries": len(dataset.queries),
+        "n_candidates": len(dataset.candidates),
+    }
+    document.update(result.to_dict())
+    document.update(extra)
+    return document
+
+
+def write_json(path: str | os.PathLike[str], document: dict[str, Any]) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_lareqa_eval(
+    model: SentenceTransformer,
+    model_name: str,
+    dataset: LareqaDataset,
+    output_dir: str | os.PathLike[str],
+    *,
+    save_embeddings: bool = False,
+    cache: EmbeddingCache | None = None,
+    **encode_options: Any,
+) -> dict[str, Any]:
+    """Encode, score and write ``metrics.json`` (and ``embeddings.npz``) for one dataset.
+
+    Returns:
+        The metrics document, with ``timing`` (seconds spent encoding and scoring).
+
+    Example:
+        >>> doc = run_lareqa_eval(model, "e5", ds, "runs/eval")  # doctest: +SKIP
+    """
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    embeddings = encode_lareqa(model, dataset, cache=cache, **encode_options)
+    encoded = time.perf_counter()
+    result = score_lareqa(dataset, embeddings)
+    scored = time.perf_counter()
+    document = metrics_document(
+        result,
+        dataset,
+        model_name,
+        settings={k: v for k, v in encode_options.items() if k != "show_progress"},
+        timing={"encode_s": round(encoded - started, 3), "metrics_s": round(scored - encoded, 3)},
+    )
+    write_json(output / "metrics.json", document)
+    if save_embeddings:
+        embeddings.save(output / "embeddings.npz")
+    return document

@@ -1,0 +1,61 @@
+"""The command line: usage, and one-line errors (exit 2) for bad input before any model loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from langmix.cli import main
+
+
+def test_usage(capsys: pytest.CaptureFixture[str]):
+    assert main([]) == 2
+    assert "usage: langmix COMMAND" in capsys.readouterr().out
+    assert main(["--help"]) == 0
+    assert main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_eval_unknown_language(data_dir: Path, tmp_path: Path, capsys):
+    status = main(
+        ["eval", "--model", "offline:multilingual-e5-small", "--dataset", "xquad-r",
+         "--languages", "en,xx", "--data-dir", str(data_dir), "--output-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "langmix eval: error: unknown language(s) xx; available: ar, de, el" in err
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_eval_missing_data_says_how_to_fix(tmp_path: Path, monkeypatch, capsys):
+    from langmix.data import sources
+
+    monkeypatch.setenv("LANGMIX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(sources, "upstream_url", lambda rel: "file:///nonexistent")
+    status = main(
+        ["eval", "--model", "offline:multilingual-e5-small", "--dataset", "mlqa-r",
+         "--output-dir", str(tmp_path / "out")]
+    )  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "mlqa-r/ar.json is not available locally" in err
+    assert "LANGMIX_DATA_DIR" in err and "--data-dir" in err
+
+
+def test_eval_rejects_bad_settings(tmp_path: Path, capsys):
+    status = main(
+        ["eval", "--model", "m", "--dataset", "xquad-r", "--output-dir", str(tmp_path),
+         "--batch-size", "0"]
+    )  # fmt: skip
+    assert status == 2
+    assert "--batch-size must be positive" in capsys.readouterr().err
+
+
+def test_miracl_needs_languages_and_corpus(data_dir: Path, tmp_path: Path, capsys):
+    base = ["eval", "--model", "m", "--dataset", "miracl", "--data-dir", str(data_dir),
+            "--output-dir", str(tmp_path)]  # fmt: skip
+    assert main(base) == 2
+    assert "MIRACL evaluation needs --languages" in capsys.readouterr().err
+    assert main([*base, "--languages", "sw", "--corpus", str(tmp_path / "none.jsonl")]) == 2
+    assert "corpus file" in capsys.readouterr().err
