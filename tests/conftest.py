@@ -23,3 +23,17 @@ def data_dir() -> Path:
 def _no_env_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests pass data directories explicitly; a developer's LANGMIX_DATA_DIR must not leak in."""
     monkeypatch.delenv("LANGMIX_DATA_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A langmix cache root holding a freshly built offline model (built once per session).
+
+    The build goes to a temporary root rather than ``~/.cache/langmix`` so that the build
+    itself is under test and a developer's cache is never touched.
+    """
+    from langmix.models.offline import offline_model_path
+
+    root = tmp_path_factory.mktemp("langmix-cache")
+    offline_model_path(root)
+    return root

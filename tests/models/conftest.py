@@ -127,20 +127,6 @@ def e5_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E5Engine]:
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A langmix cache root holding a freshly built offline model (built once per session).
-
-    The build goes to a temporary root rather than ``~/.cache/langmix`` so that the build
-    itself is under test and a developer's cache is never touched.
-    """
-    from langmix.models.offline import offline_model_path
-
-    root = tmp_path_factory.mktemp("langmix-cache")
-    offline_model_path(root)
-    return root
-
-
-@pytest.fixture(scope="session")
 def xquad_texts(data_dir: Path) -> dict[str, dict[str, list[str]]]:
     """Per XQuAD-R language: its ``questions`` and candidate ``sentences``, in file order."""
     texts: dict[str, dict[str, list[str]]] = {}
