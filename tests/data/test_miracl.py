@@ -101,3 +101,15 @@ def test_qrels_must_match_topics(data_dir: Path, tmp_path: Path):
     )
     with pytest.raises(DataError, match="have no topic"):
         load_miracl("yo", data_dir=tmp_path)
+
+
+def test_qrels_reader_formats_and_repeats(tmp_path: Path):
+    path = tmp_path / "qrels.tsv"
+    path.write_text("q1\tQ0\td1\t1\nq1\tQ0\td2\t0\nq2 0 d1 2\n", encoding="utf-8")
+    assert read_qrels(path) == {"q1": {"d1": 1, "d2": 0}, "q2": {"d1": 2}}
+    path.write_text("q1 Q0 d1\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 1: expected 'qid Q0 docid rel', got 3 fields"):
+        read_qrels(path)
+    path.write_text("q1 Q0 d1 1\nq1 Q0 d1 0\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 2: document 'd1' judged twice for 'q1'"):
+        read_qrels(path)

@@ -14,7 +14,6 @@ from langmix.evaluation.trec import (
     TopKRun,
     TrecFormatError,
     evaluate_trec,
-    read_qrels,
     read_run,
     write_run,
 )
@@ -218,15 +217,3 @@ def test_read_run_errors_name_file_and_line(tmp_path: Path, line: str, match: st
     with pytest.raises(TrecFormatError, match=match) as info:
         read_run(path)
     assert f"{path}:3:" in str(info.value)
-
-
-def test_read_qrels(tmp_path: Path) -> None:
-    path = tmp_path / "qrels.tsv"
-    path.write_text("q1\tQ0\td1\t1\nq1\tQ0\td2\t0\nq2 0 d1 2\n")
-    assert read_qrels(path) == {"q1": {"d1": 1, "d2": 0}, "q2": {"d1": 2}}
-    path.write_text("q1\tQ0\td1\t1\nq1\tQ0\td2\tyes\n")
-    with pytest.raises(TrecFormatError, match=f"{path}:2: grade 'yes'"):
-        read_qrels(path)
-    path.write_text("q1 Q0 d1\n")
-    with pytest.raises(TrecFormatError, match="expected 4 fields"):
-        read_qrels(path)

@@ -109,7 +109,12 @@ def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
             raise DataError(
                 path, f"relevance {rel!r} is not an integer", record=f"line {number}"
             ) from None
-        qrels.setdefault(qid, {})[docid] = grade
+        judged = qrels.setdefault(qid, {})
+        if docid in judged:
+            raise DataError(
+                path, f"document {docid!r} judged twice for {qid!r}", record=f"line {number}"
+            )
+        judged[docid] = grade
     if not qrels:
         raise DataError(path, "no judgments in file")
     return qrels

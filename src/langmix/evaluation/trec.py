@@ -39,7 +39,6 @@ __all__ = [
     "TopKRun",
     "TrecFormatError",
     "evaluate_trec",
-    "read_qrels",
     "read_run",
     "write_run",
 ]
@@ -378,43 +377,3 @@ def read_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
                 raise TrecFormatError(f"{where}: document {doc!r} repeated for query {qid!r}")
             row[doc] = score
     return run
-
-
-def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
-    """Read a ``qid iter docid grade`` qrels file (tabs or spaces; blank lines skipped).
-
-    Args:
-        path: Qrels file, e.g. MIRACL's ``qrels.miracl-v1.0-sw-dev.tsv``.
-
-    Returns:
-        ``{qid: {docid: grade}}``.
-
-    Raises:
-        TrecFormatError: Wrong field count, non-integer grade or a repeated judgment; the
-            message names file and line.
-
-    Example:
-        >>> qrels = read_qrels("qrels.miracl-v1.0-sw-dev.tsv")  # doctest: +SKIP
-    """
-    qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{os.fspath(path)}:{lineno}"
-            if len(fields) != 4:
-                raise TrecFormatError(
-                    f"{where}: expected 4 fields 'qid iter docid grade', "
-                    f"got {len(fields)}: {line.rstrip()!r}"
-                )
-            qid, _, doc, grade_s = fields
-            try:
-                grade = int(grade_s)
-            except ValueError:
-                raise TrecFormatError(f"{where}: grade {grade_s!r} is not an integer") from None
-            row = qrels.setdefault(qid, {})
-            if doc in row:
-                raise TrecFormatError(f"{where}: document {doc!r} judged twice for {qid!r}")
-            row[doc] = grade
-    return qrels
