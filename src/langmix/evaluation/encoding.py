@@ -90,7 +90,7 @@ class EmbeddingCache:
             except (OSError, ValueError, KeyError):
                 continue  # a shard from a killed write is ignored; its texts are re-encoded
             for k, row in zip(keys, embeddings, strict=True):
-                self._rows[bytes(k)] = row
+                self._rows[k.tobytes()] = row
 
     def lookup(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached embeddings of those texts that have one."""
@@ -107,7 +107,9 @@ class EmbeddingCache:
         if not len(texts):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        keys = np.frombuffer(b"".join(self.key(t) for t in texts), dtype="S16")
+        # uint8 rows, not numpy "S16": fixed-width bytes strings drop trailing NUL bytes, which
+        # would make about one digest in 256 unfindable.
+        keys = np.frombuffer(b"".join(self.key(t) for t in texts), dtype=np.uint8).reshape(-1, 16)
         fd, tmp = tempfile.mkstemp(prefix=".shard-", suffix=".npz", dir=self.directory)
         os.close(fd)
         try:
@@ -117,7 +119,7 @@ class EmbeddingCache:
         finally:
             Path(tmp).unlink(missing_ok=True)
         for k, row in zip(keys, embeddings, strict=True):
-            self._rows[bytes(k)] = row
+            self._rows[k.tobytes()] = row
 
 
 def _prompt(model: SentenceTransformer, kind: str) -> str:
