@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langmix.data.sources import cache_dir as default_cache_dir
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-CACHE_DIR_ENV = "LANGMIX_CACHE_DIR"
 OFFLINE_PREFIX = "offline:"
 OFFLINE_MODEL = "offline:multilingual-e5-small"
 #: Directory name of the cached build, under ``<cache>/models/``.
@@ -54,17 +55,6 @@ class OfflineSpec:
     name: str
     base: str
     layers: int | None
-
-
-def default_cache_dir() -> Path:
-    """Return langmix's cache root: ``$LANGMIX_CACHE_DIR`` or ``~/.cache/langmix``.
-
-    Example:
-        >>> default_cache_dir()  # doctest: +SKIP
-        PosixPath('/home/me/.cache/langmix')
-    """
-    root = os.environ.get(CACHE_DIR_ENV)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "langmix"
 
 
 def offline_model_names() -> list[str]:
