@@ -59,3 +59,12 @@ def test_miracl_needs_languages_and_corpus(data_dir: Path, tmp_path: Path, capsy
     assert "MIRACL evaluation needs --languages" in capsys.readouterr().err
     assert main([*base, "--languages", "sw", "--corpus", str(tmp_path / "none.jsonl")]) == 2
     assert "corpus file" in capsys.readouterr().err
+
+
+def test_models_lists_the_offline_family(model_cache: Path, monkeypatch, capsys):
+    monkeypatch.setenv("LANGMIX_CACHE_DIR", str(model_cache))
+    assert main(["models"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [r[0] for r in rows] == [f"offline:multilingual-e5-small@L{k}" for k in range(1, 13)]
+    assert rows[1][1:] == ["99,909,120", "3,697,536"]
+    assert rows[11][1:] == ["117,653,760", "21,442,176"]
