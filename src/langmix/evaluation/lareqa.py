@@ -160,6 +160,7 @@ def run_lareqa_eval(
     *,
     save_embeddings: bool = False,
     cache: EmbeddingCache | None = None,
+    timing: dict[str, float] | None = None,
     **encode_options: Any,
 ) -> dict[str, Any]:
     """Encode, score and write ``metrics.json`` (and ``embeddings.npz``) for one dataset.
@@ -182,7 +183,11 @@ def run_lareqa_eval(
         dataset,
         model_name,
         settings={k: v for k, v in encode_options.items() if k != "show_progress"},
-        timing={"encode_s": round(encoded - started, 3), "metrics_s": round(scored - encoded, 3)},
+        timing={
+            "encode_s": round(encoded - started, 3),
+            "metrics_s": round(scored - encoded, 3),
+            **(timing or {}),
+        },
     )
     write_json(output / "metrics.json", document)
     if save_embeddings:

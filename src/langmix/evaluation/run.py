@@ -43,14 +43,13 @@ def run_eval(args: EvalArguments, *, show_progress: bool = True) -> dict[str, An
         args.output_dir,
         save_embeddings=args.save_embeddings,
         cache=cache,
+        timing={"model_load_s": round(load_s, 3)},
         batch_size=args.batch_size,
         query_max_length=args.query_max_length,
         passage_max_length=args.passage_max_length,
         with_context=args.with_context,
         show_progress=show_progress,
     )
-    document["timing"]["model_load_s"] = round(load_s, 3)
-    write_json(Path(args.output_dir) / "metrics.json", document)
     return document
 
 
