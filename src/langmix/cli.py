@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 USAGE = """usage: langmix COMMAND [options]
 
 commands:
+  train    fine-tune a dual encoder with mono / cross / hybrid / random batches
   eval     evaluate a model on XQuAD-R, MLQA-R (LAReQA protocol) or MIRACL
   models   list the offline model family and its parameter counts
 
@@ -30,6 +31,23 @@ def _eval(argv: Sequence[str]) -> int:
     document = run_eval(args)
     print(format_summary(document))
     print(f"wrote {args.output_dir}/metrics.json")
+    return 0
+
+
+def _train(argv: Sequence[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from langmix.training import TrainArguments, train
+
+    parser = HfArgumentParser(TrainArguments, prog="langmix train")
+    (args,) = parser.parse_args_into_dataclasses(list(argv))
+    summary = train(args)
+    best = summary["best_validation_loss"]
+    print(
+        f"trained {summary['steps']} steps at {summary['examples_per_s']} examples/s"
+        + (f", best validation loss {best:.4f} at step {summary['best_step']}" if best else "")
+    )
+    print(f"wrote {summary['model']}")
     return 0
 
 
@@ -73,7 +91,11 @@ def _models(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"eval": _eval, "models": _models}
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "train": _train,
+    "eval": _eval,
+    "models": _models,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

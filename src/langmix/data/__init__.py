@@ -11,12 +11,14 @@ from langmix.data.lareqa import (
     parse_languages,
     read_lareqa_file,
 )
+from langmix.data.mmarco import MMARCO_LANGUAGES, load_mmarco
 from langmix.data.records import Candidate, LareqaDataset, Query, candidate_id, query_id
 from langmix.data.sources import cache_dir, resolve_file
 
 __all__ = [
     "LAREQA_DATASETS",
     "MLQA_R_LANGUAGES",
+    "MMARCO_LANGUAGES",
     "XQUAD_R_LANGUAGES",
     "Candidate",
     "DataError",
@@ -26,6 +28,7 @@ __all__ = [
     "cache_dir",
     "candidate_id",
     "load_lareqa",
+    "load_mmarco",
     "parse_languages",
     "query_id",
     "read_lareqa_file",

@@ -1,0 +1,9 @@
+"""Contrastive fine-tuning: the InfoNCE loss, the trainer and its arguments."""
+
+from __future__ import annotations
+
+from langmix.training.arguments import TrainArguments
+from langmix.training.loss import InfoNCELoss
+from langmix.training.trainer import OutputDirError, Trainer, train
+
+__all__ = ["InfoNCELoss", "OutputDirError", "TrainArguments", "Trainer", "train"]

@@ -1,0 +1,139 @@
+"""Typed arguments of a training run (``langmix train``): every setting, validated up front."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from langmix.sampling.sampler import STRATEGIES
+
+
+@dataclass
+class TrainArguments:
+    """Everything that shapes one fine-tuning run; saved verbatim to ``OUTPUT/config.json``.
+
+    Example:
+        >>> args = TrainArguments(model="offline:multilingual-e5-small@L2", train=["mlqa-r"],
+        ...                       output_dir="runs/t", sampling="hybrid", max_steps=100)
+        >>> args.alpha
+        0.5
+    """
+
+    model: str = field(metadata={"help": "Model name, offline:NAME[@Lk], hub id or local path."})
+    train: list[str] = field(
+        metadata={"help": "Training sets: xquad-r, mlqa-r, mmarco or PATH.jsonl (one or more)."}
+    )
+    output_dir: str = field(metadata={"help": "Run directory (model/, config.json, logs)."})
+    sampling: str = field(
+        default="hybrid", metadata={"help": f"Batch composition: {', '.join(STRATEGIES)}."}
+    )
+    alpha: float = field(default=0.5, metadata={"help": "P(mono batch) under hybrid sampling."})
+    batch_size: int = field(default=32, metadata={"help": "Global batch size (all devices)."})
+    max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps to run."})
+    epochs: float | None = field(
+        default=None, metadata={"help": "Epochs (1 epoch = training pairs // batch size steps)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of batches, initialisation, dropout."})
+    languages: list[str] | None = field(
+        default=None, metadata={"help": "Training languages (default: all in the data)."}
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "Local data directory."})
+    learning_rate: float = field(default=3e-5, metadata={"help": "Peak AdamW learning rate."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps of linear warmup."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping (0: off)."})
+    temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature."})
+    symmetric: bool = field(default=False, metadata={"help": "Add passage-to-query loss."})
+    hard_negatives: int = field(
+        default=0, metadata={"help": "Hard negatives per example (from the data's negatives)."}
+    )
+    query_max_length: int = field(default=64, metadata={"help": "Query truncation (tokens)."})
+    passage_max_length: int = field(default=128, metadata={"help": "Passage truncation."})
+    with_context: bool = field(
+        default=True,
+        metadata={"help": "LAReQA positives as sentence + paragraph (as evaluated)."},
+    )
+    language_weighting: str = field(
+        default="uniform", metadata={"help": "Mono batch language: uniform or size."}
+    )
+    set_temperature: float = field(
+        default=1.0, metadata={"help": "Training-set sampling temperature (several sets)."}
+    )
+    max_train_queries: int | None = field(
+        default=None, metadata={"help": "mMARCO: number of training queries to use."}
+    )
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "Held-out share of article groups (0: no validation)."}
+    )
+    split_seed: int = field(
+        default=0, metadata={"help": "Seed of the train/validation split (keep fixed in studies)."}
+    )
+    eval_steps: int | None = field(
+        default=None, metadata={"help": "Validation every N steps (default: 10 times a run)."}
+    )
+    early_stopping_patience: int = field(
+        default=0, metadata={"help": "Stop after N evaluations without improvement (0: off)."}
+    )
+    save_steps: int | None = field(
+        default=None, metadata={"help": "Checkpoint every N steps (default: eval_steps)."}
+    )
+    save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (plus best)."})
+    logging_steps: int = field(default=10, metadata={"help": "train_log.jsonl every N steps."})
+    freeze_embeddings: bool = field(
+        default=False,
+        metadata={"help": "Freeze the word embeddings (saves much of a CPU step)."},
+    )
+    mixed_precision: str = field(default="no", metadata={"help": "no, bf16 or fp16 (GPU)."})
+    resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace a finished or foreign run in output_dir."}
+    )
+    log_batches: bool = field(default=False, metadata={"help": "Write batches.jsonl."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.train, str):
+            self.train = [self.train]
+        if not self.train:
+            raise ValueError("--train needs at least one training set")
+        if self.sampling not in STRATEGIES:
+            raise ValueError(
+                f"--sampling must be one of {', '.join(STRATEGIES)}, got {self.sampling!r}"
+            )
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"--alpha must be in [0, 1], got {self.alpha}")
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of --max-steps and --epochs")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"--max-steps must be positive, got {self.max_steps}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ValueError(f"--epochs must be positive, got {self.epochs}")
+        if self.batch_size < 2:
+            raise ValueError(f"--batch-size must be at least 2, got {self.batch_size}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"--validation-fraction must be in [0, 1), got {self.validation_fraction}"
+            )
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(
+                f"--mixed-precision must be no, bf16 or fp16, got {self.mixed_precision!r}"
+            )
+        if self.language_weighting not in ("uniform", "size"):
+            raise ValueError(
+                f"--language-weighting must be uniform or size, got {self.language_weighting!r}"
+            )
+        for name in ("query_max_length", "passage_max_length", "logging_steps", "save_total_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if self.hard_negatives < 0:
+            raise ValueError(f"--hard-negatives must be >= 0, got {self.hard_negatives}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Settings that do not change what a run computes: a resumed run may differ in these.
+NON_SHAPING = frozenset(
+    {"output_dir", "resume", "overwrite_output_dir", "data_dir", "logging_steps", "log_batches"}
+)

@@ -1,0 +1,61 @@
+"""Training sets from names or files, split into train and validation by group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from langmix.data.lareqa import LAREQA_DATASETS, load_lareqa
+from langmix.data.pairs import ParallelPairs, read_pairs_jsonl
+
+
+def load_training_pairs(
+    spec: str,
+    languages: Sequence[str] | None = None,
+    *,
+    data_dir: str | None = None,
+    with_context: bool = True,
+    max_train_queries: int | None = None,
+    hard_negatives: int = 0,
+    seed: int = 0,
+) -> ParallelPairs:
+    """One training set: ``xquad-r``, ``mlqa-r`` (LAReQA), ``mmarco`` (hub) or a JSONL path.
+
+    Example:
+        >>> pairs = load_training_pairs("mlqa-r", ["en", "de"], data_dir="../shared/data")  # doctest: +SKIP
+    """
+    name = spec.lower()
+    if name in LAREQA_DATASETS:
+        dataset = load_lareqa(name, list(languages) if languages else None, data_dir=data_dir)
+        return ParallelPairs.from_lareqa(dataset, with_context=with_context)
+    if name == "mmarco":
+        from langmix.data.mmarco import MMARCO_LANGUAGES, load_mmarco
+
+        return load_mmarco(
+            list(languages) if languages else list(MMARCO_LANGUAGES),
+            max_queries=max_train_queries,
+            seed=seed,
+            data_dir=data_dir,
+            hard_negatives=hard_negatives,
+        )
+    path = Path(spec)
+    if path.suffix == ".jsonl" or path.exists():
+        return read_pairs_jsonl(path, languages)
+    known = ", ".join([*sorted(LAREQA_DATASETS), "mmarco"])
+    raise ValueError(
+        f"unknown training set {spec!r}: use one of {known} or a path to a .jsonl file"
+    )
+
+
+def split_training_sets(
+    sets: Sequence[ParallelPairs], validation_fraction: float, seed: int
+) -> tuple[list[ParallelPairs], list[ParallelPairs]]:
+    """Hold out ``validation_fraction`` of each set's groups (none if the fraction is 0)."""
+    if validation_fraction == 0:
+        return list(sets), []
+    train, validation = [], []
+    for pairs in sets:
+        a, b = pairs.split(validation_fraction, seed)
+        train.append(a)
+        validation.append(b)
+    return train, validation

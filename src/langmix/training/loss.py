@@ -1,0 +1,128 @@
+"""InfoNCE over in-batch negatives, with false-negative masking and cross-device gathering.
+
+Why not sentence-transformers' ``MultipleNegativesRankingLoss``: it treats every other
+passage in the batch as a negative. In parallel multilingual data a batch may hold a
+translation of the query's own positive, which is a *relevant* passage, and the loss must not
+push it away; here such columns are masked by parallel item id. It also gathers embeddings
+across ranks with autograd, so every rank's queries see the global batch's passages and the
+gradient equals the single-process one on the same global batch (tested with 2 processes).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def gather_with_grad(tensor: Tensor) -> Tensor:
+    """Concatenate ``tensor`` from every rank along dim 0, keeping the local part's gradient.
+
+    ``torch.distributed.nn.functional.all_gather`` is autograd-aware: its backward sums the
+    gradients that every rank's loss sends to this rank's slice. Outside DDP it is the identity.
+    """
+    if not _distributed() or torch.distributed.get_world_size() == 1:
+        return tensor
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor.contiguous()), dim=0)
+
+
+def gather_ids(tensor: Tensor) -> Tensor:
+    """Concatenate an integer tensor from every rank (no gradient)."""
+    if not _distributed() or torch.distributed.get_world_size() == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if _distributed() else 0
+
+
+class InfoNCELoss(nn.Module):
+    """Contrastive loss of queries against the batch's positives (and hard negatives).
+
+    For query ``i`` with positive ``p_i`` the loss is
+    ``-log softmax_j(cos(q_i, c_j) / temperature)[p_i]`` over the candidates ``c`` = all
+    positives of the global batch followed by all hard negatives. Candidates that are another
+    example's positive *of the same parallel item* are masked out (they are relevant, not
+    negative). With ``symmetric=True`` the passage-to-query loss over the batch's queries is
+    added and the two are averaged.
+
+    Args:
+        temperature: Softmax temperature (paper and e5: 0.05, i.e. scale 20).
+        symmetric: Add the passage-to-query direction.
+
+    Example:
+        >>> loss = InfoNCELoss(temperature=0.05)
+        >>> q, p = torch.eye(2), torch.eye(2)
+        >>> round(float(loss(q, p, torch.tensor([0, 1]))), 6)
+        0.0
+    """
+
+    def __init__(self, temperature: float = 0.05, symmetric: bool = False) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+        self.symmetric = symmetric
+
+    def forward(
+        self,
+        queries: Tensor,
+        positives: Tensor,
+        item_ids: Tensor,
+        negatives: Tensor | None = None,
+    ) -> Tensor:
+        """Mean loss over this rank's queries.
+
+        Args:
+            queries: ``[b, d]`` query embeddings of this rank.
+            positives: ``[b, d]`` their positives.
+            item_ids: ``[b]`` parallel item ids (equal ids are translations of each other).
+            negatives: ``[b * k, d]`` hard negatives, or ``None``.
+        """
+        if queries.shape != positives.shape or queries.shape[0] != item_ids.shape[0]:
+            raise ValueError(
+                f"shape mismatch: queries {tuple(queries.shape)}, positives "
+                f"{tuple(positives.shape)}, item_ids {tuple(item_ids.shape)}"
+            )
+        queries = F.normalize(queries, dim=-1)
+        positives = F.normalize(positives, dim=-1)
+        local = queries.shape[0]
+        offset = _rank() * local
+        all_positives = gather_with_grad(positives)
+        all_items = gather_ids(item_ids)
+        targets = torch.arange(local, device=queries.device) + offset
+        # Mask translations of the query's own positive: same item, other column.
+        same_item = item_ids[:, None] == all_items[None, :]
+        same_item[torch.arange(local), targets] = False
+        candidates = all_positives
+        mask = same_item
+        if negatives is not None:
+            all_negatives = gather_with_grad(F.normalize(negatives, dim=-1))
+            candidates = torch.cat([all_positives, all_negatives], dim=0)
+            mask = torch.cat(
+                [
+                    same_item,
+                    torch.zeros(
+                        local, all_negatives.shape[0], dtype=torch.bool, device=mask.device
+                    ),
+                ],
+                dim=1,
+            )
+        logits = (queries @ candidates.T) / self.temperature
+        logits = logits.masked_fill(mask, torch.finfo(logits.dtype).min)
+        loss = F.cross_entropy(logits, targets)
+        if not self.symmetric:
+            return loss
+        all_queries = gather_with_grad(queries)
+        reverse = (positives @ all_queries.T) / self.temperature
+        reverse = reverse.masked_fill(same_item, torch.finfo(reverse.dtype).min)
+        return (loss + F.cross_entropy(reverse, targets)) / 2

@@ -1,0 +1,567 @@
+"""Contrastive fine-tuning of a sentence-transformers model with language-aware batches.
+
+Why a loop on accelerate rather than ``SentenceTransformerTrainer``: the HF trainer hands
+each DDP rank *different* whole batches from the batch sampler, so ranks would train on
+different batch types in the same step, and it sees rows, not the batch type and language
+pairs this method is about. Here every rank builds the same global batch from the seed and
+trains on its slice (:meth:`Batch.shard`), the loss gathers the global batch, and the batch
+record (``batches.jsonl``) is the sampler's own. accelerate still does what it is good at:
+device placement, DDP under ``torchrun``/``accelerate launch``, mixed precision and saving
+and restoring optimizer, scheduler and RNG state. The model stays a ``SentenceTransformer``
+and is saved in its format, so ``SentenceTransformer(OUTPUT/model)`` loads it.
+
+Output directory::
+
+    config.json          everything that shaped the run (arguments, data sizes, versions)
+    train_log.jsonl      {"step", "loss", "learning_rate", "examples_per_s", ...} per log
+                         step, and {"step", "validation_loss"} per evaluation
+    batches.jsonl        with --log-batches: one line per step (type, language pairs, ids)
+    checkpoints/step-N/  optimizer, scheduler, RNG and model state, for --resume
+    checkpoints/best/    the model with the lowest validation loss
+    model/               the final model (the best one when there is validation)
+    summary.json         steps, best step, losses, throughput, wall time
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from langmix.sampling.examples import ExampleTable, TrainingSet
+from langmix.sampling.sampler import Batch, LanguageBatchSampler
+from langmix.training.arguments import NON_SHAPING, TrainArguments
+from langmix.training.data import load_training_pairs, split_training_sets
+from langmix.training.loss import InfoNCELoss
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+
+
+class OutputDirError(ValueError):
+    """The output directory holds a run that this one must not silently replace or mix with."""
+
+
+@dataclass
+class TrainerState:
+    """What a checkpoint needs besides the tensors: where the run is and how it is going."""
+
+    step: int = 0
+    best_validation_loss: float | None = None
+    best_step: int | None = None
+    evaluations_without_improvement: int = 0
+    train_seconds: float = 0.0
+    examples_seen: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _truncate_jsonl(path: Path, last_step: int) -> None:
+    """Drop lines logged after ``last_step`` (work lost with an interrupted run), atomically."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            break  # a line cut by the interruption ends the valid part
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    root = out / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
+
+
+def _tokenize(model: Any, texts: Sequence[str], prompt: str, max_length: int, device: Any):
+    features = model.tokenizer(
+        [prompt + text for text in texts],
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
+    return {key: value.to(device) for key, value in features.items()}
+
+
+class Trainer:
+    """Fine-tunes a dual encoder with InfoNCE over language-aware batches.
+
+    Args:
+        args: The run's settings.
+        show_progress: Show a progress bar (main process only).
+
+    Example:
+        >>> args = TrainArguments(model="offline:multilingual-e5-small@L2", train=["mlqa-r"],
+        ...                       output_dir="runs/h", sampling="hybrid", max_steps=200)  # doctest: +SKIP
+        >>> summary = Trainer(args).train()  # doctest: +SKIP
+    """
+
+    def __init__(self, args: TrainArguments, *, show_progress: bool = True) -> None:
+        from accelerate import Accelerator
+
+        self.args = args
+        self.out = Path(args.output_dir)
+        self.show_progress = show_progress
+        if args.mixed_precision != "no" and not torch.cuda.is_available():
+            raise ValueError(
+                f"--mixed-precision {args.mixed_precision} needs a GPU and none is available; "
+                f"use --mixed-precision no"
+            )
+        self.accelerator = Accelerator(mixed_precision=args.mixed_precision)
+        self.rank = self.accelerator.process_index
+        self.world_size = self.accelerator.num_processes
+        # Data first: a bad file should fail in a second, not after the model is loaded.
+        sets = [
+            load_training_pairs(
+                spec,
+                args.languages,
+                data_dir=args.data_dir,
+                with_context=args.with_context,
+                max_train_queries=args.max_train_queries,
+                hard_negatives=args.hard_negatives,
+                seed=args.split_seed,
+            )
+            for spec in args.train
+        ]
+        self.train_sets, self.validation_sets = split_training_sets(
+            sets, args.validation_fraction, args.split_seed
+        )
+        self.sampler = LanguageBatchSampler(
+            self.train_sets,
+            args.batch_size,
+            args.sampling,  # type: ignore[arg-type]
+            alpha=args.alpha,
+            seed=args.seed,
+            language_weighting=args.language_weighting,  # type: ignore[arg-type]
+            set_temperature=args.set_temperature,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
+        self.validation_batches, self.validation_table = self._validation_batches()
+        self._check_hard_negatives()
+        steps_per_epoch = self.sampler.steps_per_epoch
+        if args.max_steps is not None:
+            self.total_steps = args.max_steps
+        else:
+            self.total_steps = max(1, math.ceil(args.epochs * steps_per_epoch))
+        self.eval_steps = args.eval_steps or max(1, self.total_steps // 10)
+        self.save_steps = args.save_steps or self.eval_steps
+        self.loss_fn = InfoNCELoss(args.temperature, symmetric=args.symmetric)
+
+    # -- setup ----------------------------------------------------------------------------
+    def _validation_batches(self) -> tuple[list[Batch], ExampleTable | None]:
+        """Fixed validation batches, the same for every strategy and seed of a study.
+
+        They are hybrid (half mono, half cross) so that checkpoint selection rewards neither
+        strategy's own batch type.
+        """
+        if not self.validation_sets:
+            return [], None
+
+        limits = []
+        for pairs in self.validation_sets:
+            tset = TrainingSet(pairs)
+            per_language = (tset.pair_index >= 0).sum(axis=0).max()
+            limits.append(min(int(per_language), len(tset.multilingual_items())))
+        size = min(self.args.batch_size, *limits)
+        size -= size % self.world_size
+        if size < 2:
+            raise ValueError(
+                "the validation split is too small for one batch; raise --validation-fraction "
+                "or set it to 0"
+            )
+        sampler = LanguageBatchSampler(
+            self.validation_sets,
+            size,
+            "hybrid",
+            alpha=0.5,
+            seed=self.args.split_seed,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
+        count = min(sampler.steps_per_epoch, 50)
+        return list(sampler.batches(0, count)), sampler.table
+
+    def _check_hard_negatives(self) -> None:
+        k = self.args.hard_negatives
+        if k == 0:
+            return
+        for tset in self.sampler.table.sets:
+            for pair in tset.pairs.pairs:
+                if len(pair.negatives) < k:
+                    raise ValueError(
+                        f"--hard-negatives {k}: item {pair.parallel_id!r} ({pair.language}) of "
+                        f"{tset.pairs.name!r} has only {len(pair.negatives)} negative(s)"
+                    )
+
+    def _describe_sets(self, sets: Sequence) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": p.name,
+                "languages": list(p.languages),
+                "pairs": len(p),
+                "items": len(p.by_id),
+            }
+            for p in sets
+        ]
+
+    def config_document(self, parameters: dict[str, int] | None = None) -> dict[str, Any]:
+        import sentence_transformers
+        import transformers
+
+        import langmix
+
+        return {
+            "arguments": self.args.to_dict(),
+            "world_size": self.world_size,
+            "steps_per_epoch": self.sampler.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "eval_steps": self.eval_steps,
+            "save_steps": self.save_steps,
+            "validation_batches": len(self.validation_batches),
+            "training_sets": self._describe_sets(self.train_sets),
+            "validation_sets": self._describe_sets(self.validation_sets),
+            "model_parameters": parameters,
+            "versions": {
+                "langmix": langmix.__version__,
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "sentence_transformers": sentence_transformers.__version__,
+            },
+        }
+
+    def _prepare_output_dir(self) -> Path | None:
+        """Refuse to mix runs; return the checkpoint to resume from, if any."""
+        config_path = self.out / "config.json"
+        if config_path.exists():
+            previous = json.loads(config_path.read_text(encoding="utf-8"))["arguments"]
+            current = self.args.to_dict()
+            if self.args.resume:
+                differing = sorted(
+                    key
+                    for key in set(previous) | set(current)
+                    if key not in NON_SHAPING and previous.get(key) != current.get(key)
+                )
+                if differing:
+                    raise OutputDirError(
+                        f"{self.out} holds a run with different settings ({', '.join(differing)}); "
+                        f"it cannot be resumed with these. Use another --output-dir."
+                    )
+            elif not self.args.overwrite_output_dir:
+                raise OutputDirError(
+                    f"{self.out} already holds a training run; pass --resume to continue it or "
+                    f"--overwrite-output-dir to replace it"
+                )
+            elif self.accelerator.is_main_process:
+                for name in (
+                    CHECKPOINTS,
+                    "model",
+                    "train_log.jsonl",
+                    "batches.jsonl",
+                    "summary.json",
+                ):
+                    target = self.out / name
+                    if target.is_dir():
+                        shutil.rmtree(target)
+                    else:
+                        target.unlink(missing_ok=True)
+        self.accelerator.wait_for_everyone()
+        if self.args.resume:
+            checkpoints = _checkpoints(self.out)
+            return checkpoints[-1] if checkpoints else None
+        return None
+
+    def _load_model(self):
+        from langmix.models import load_model
+        from langmix.models.loading import count_parameters
+
+        torch.manual_seed(self.args.seed)
+        model = load_model(self.args.model, device=str(self.accelerator.device))
+        if self.args.freeze_embeddings:
+            frozen = 0
+            for module in model.modules():
+                word = getattr(module, "word_embeddings", None)
+                if isinstance(word, torch.nn.Embedding):
+                    word.weight.requires_grad_(False)
+                    frozen += 1
+            if frozen == 0:
+                raise ValueError(
+                    f"--freeze-embeddings: no word embeddings found in {self.args.model}"
+                )
+        counts = count_parameters(model)
+        return model, {
+            "total": counts.total,
+            "embedding": counts.embedding,
+            "non_embedding": counts.non_embedding,
+        }
+
+    def _optimizer(self, model):
+        from transformers import get_linear_schedule_with_warmup
+
+        decay, no_decay = [], []
+        for name, param in model.named_parameters():
+            if not param.requires_grad:
+                continue
+            # As in BERT fine-tuning: no weight decay on biases and LayerNorm weights.
+            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.args.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.args.learning_rate,
+        )
+        warmup = round(self.args.warmup_ratio * self.total_steps)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.total_steps)
+        return optimizer, scheduler
+
+    # -- the loop -------------------------------------------------------------------------
+    def _embed(self, model, st_model, texts, kind: str, max_length: int):
+        prompt = (getattr(st_model, "prompts", None) or {}).get(kind, "")
+        features = _tokenize(st_model, texts, prompt, max_length, self.accelerator.device)
+        return model(features)["sentence_embedding"]
+
+    def _batch_loss(self, model, st_model, batch: Batch, table: ExampleTable) -> torch.Tensor:
+        examples = [table.example(int(c)) for c in batch.shard(self.rank, self.world_size)]
+        queries = [e.query for e in examples]
+        positives = [e.positive for e in examples]
+        items = torch.tensor([e.item for e in examples], device=self.accelerator.device)
+        with self.accelerator.autocast():
+            q = self._embed(model, st_model, queries, "query", self.args.query_max_length)
+            p = self._embed(model, st_model, positives, "passage", self.args.passage_max_length)
+            negatives = None
+            if self.args.hard_negatives:
+                texts = [n for e in examples for n in e.negatives[: self.args.hard_negatives]]
+                negatives = self._embed(
+                    model, st_model, texts, "passage", self.args.passage_max_length
+                )
+        return self.loss_fn(
+            q.float(), p.float(), items, None if negatives is None else negatives.float()
+        )
+
+    def train(self) -> dict[str, Any]:
+        """Run (or resume) training; returns the summary also written to ``summary.json``."""
+        from tqdm.auto import tqdm
+
+        accelerator = self.accelerator
+        self.out.mkdir(parents=True, exist_ok=True)
+        resume_from = self._prepare_output_dir()
+        st_model, parameters = self._load_model()
+        optimizer, scheduler = self._optimizer(st_model)
+        model, optimizer, scheduler = accelerator.prepare(st_model, optimizer, scheduler)
+        state = TrainerState()
+        if resume_from is not None:
+            accelerator.load_state(str(resume_from))
+            state = TrainerState(**json.loads((resume_from / STATE_FILE).read_text()))
+            if accelerator.is_main_process:
+                _truncate_jsonl(self.out / "train_log.jsonl", state.step)
+                _truncate_jsonl(self.out / "batches.jsonl", state.step)
+                print(f"Resuming from {resume_from} (step {state.step} of {self.total_steps})")
+        if accelerator.is_main_process:
+            _write_json(self.out / "config.json", self.config_document(parameters))
+        accelerator.wait_for_everyone()
+
+        log_path = self.out / "train_log.jsonl"
+        batches_path = self.out / "batches.jsonl"
+        progress = tqdm(
+            total=self.total_steps,
+            initial=state.step,
+            desc=f"train {self.args.sampling}",
+            disable=not (self.show_progress and accelerator.is_main_process),
+            unit="step",
+        )
+        window_loss, window_steps, window_seconds = 0.0, 0, 0.0
+        model.train()
+        for batch in self.sampler.batches(state.step, self.total_steps):
+            started = time.perf_counter()
+            loss = self._batch_loss(model, st_model, batch, self.sampler.table)
+            accelerator.backward(loss)
+            if self.args.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.examples_seen += self.args.batch_size
+            step_seconds = time.perf_counter() - started
+            state.train_seconds += step_seconds
+            window_seconds += step_seconds
+            loss_value = float(accelerator.reduce(loss.detach(), reduction="mean"))
+            window_loss += loss_value
+            window_steps += 1
+            if accelerator.is_main_process and self.args.log_batches:
+                self._log_batch(batches_path, batch, state.step)
+            progress.update(1)
+            if state.step % self.args.logging_steps == 0 or state.step == self.total_steps:
+                # Throughput of the training steps themselves (tokenization, forward,
+                # backward, optimizer), not of validation or checkpoint writing.
+                rate = window_steps * self.args.batch_size / window_seconds
+                record = {
+                    "step": state.step,
+                    "epoch": round(state.step / self.sampler.steps_per_epoch, 4),
+                    "loss": round(window_loss / window_steps, 6),
+                    "learning_rate": scheduler.get_last_lr()[0],
+                    "examples_per_s": round(rate, 3),
+                }
+                progress.set_postfix(loss=f"{record['loss']:.4f}", ex_s=f"{rate:.1f}")
+                if accelerator.is_main_process:
+                    _append_jsonl(log_path, record)
+                window_loss, window_steps, window_seconds = 0.0, 0, 0.0
+            if self.validation_batches and (
+                state.step % self.eval_steps == 0 or state.step == self.total_steps
+            ):
+                self._evaluate(model, st_model, state, log_path)
+                if (
+                    self.args.early_stopping_patience
+                    and state.evaluations_without_improvement >= self.args.early_stopping_patience
+                ):
+                    state.stopped_early = True
+            if (
+                state.step % self.save_steps == 0
+                or state.step == self.total_steps
+                or state.stopped_early
+            ):
+                self._checkpoint(state)
+            if state.stopped_early:
+                break
+        progress.close()
+        return self._finish(st_model, state, parameters)
+
+    def _evaluate(self, model, st_model, state: TrainerState, log_path: Path) -> None:
+        model.eval()
+        total = 0.0
+        with torch.no_grad():
+            for batch in self.validation_batches:
+                loss = self._batch_loss(model, st_model, batch, self.validation_table)
+                total += float(self.accelerator.reduce(loss, reduction="mean"))
+        model.train()
+        value = total / len(self.validation_batches)
+        improved = state.best_validation_loss is None or value < state.best_validation_loss
+        if improved:
+            state.best_validation_loss = value
+            state.best_step = state.step
+            state.evaluations_without_improvement = 0
+            self._save_model(st_model, self.out / CHECKPOINTS / "best")
+        else:
+            state.evaluations_without_improvement += 1
+        state.history.append({"step": state.step, "validation_loss": round(value, 6)})
+        if self.accelerator.is_main_process:
+            _append_jsonl(log_path, {"step": state.step, "validation_loss": round(value, 6)})
+
+    def _save_model(self, st_model, target: Path) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            staging = target.with_name(target.name + ".tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            self.accelerator.unwrap_model(st_model).save(str(staging))
+            old = target.with_name(target.name + ".old")
+            if target.exists():
+                os.replace(target, old)
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+
+    def _checkpoint(self, state: TrainerState) -> None:
+        root = self.out / CHECKPOINTS
+        target = root / f"step-{state.step}"
+        staging = root / f".step-{state.step}.tmp"
+        if self.accelerator.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+            root.mkdir(parents=True, exist_ok=True)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(staging))
+        if self.accelerator.is_main_process:
+            _write_json(staging / STATE_FILE, state.__dict__)
+            os.replace(staging, target)
+            for old in _checkpoints(self.out)[: -self.args.save_total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+
+    def _finish(self, st_model, state: TrainerState, parameters: dict[str, int]) -> dict[str, Any]:
+        best = self.out / CHECKPOINTS / "best"
+        final = self.out / "model"
+        if self.accelerator.is_main_process:
+            staging = final.with_name("model.tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            if self.validation_batches and best.is_dir():
+                shutil.copytree(best, staging)
+            else:
+                self.accelerator.unwrap_model(st_model).save(str(staging))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(staging, final)
+        summary = {
+            "finished": True,
+            "steps": state.step,
+            "total_steps": self.total_steps,
+            "stopped_early": state.stopped_early,
+            "best_step": state.best_step,
+            "best_validation_loss": state.best_validation_loss,
+            "model": str(final),
+            "model_is": "best" if self.validation_batches else "final",
+            "examples_seen": state.examples_seen,
+            "train_seconds": round(state.train_seconds, 3),
+            "examples_per_s": round(state.examples_seen / state.train_seconds, 3)
+            if state.train_seconds
+            else None,
+            "parameters": parameters,
+        }
+        if self.accelerator.is_main_process:
+            _write_json(self.out / "summary.json", summary)
+        self.accelerator.wait_for_everyone()
+        return summary
+
+    def _log_batch(self, path: Path, batch: Batch, step: int) -> None:
+        tset = self.sampler.table.sets[batch.set_index]
+        languages = tset.languages
+        record = {
+            "step": step,
+            "type": batch.batch_type,
+            "set": tset.pairs.name,
+            "pairs": [
+                [languages[q], languages[p]]
+                for q, p in zip(batch.query_languages, batch.passage_languages, strict=True)
+            ],
+            "ids": [tset.item_ids[i] for i in batch.items],
+        }
+        _append_jsonl(path, record)
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+
+
+def train(args: TrainArguments, *, show_progress: bool = True) -> dict[str, Any]:
+    """Train as ``langmix train`` does; returns the run summary.
+
+    Example:
+        >>> summary = train(TrainArguments(model="offline:multilingual-e5-small@L2",
+        ...     train=["mlqa-r"], output_dir="runs/x", max_steps=10))  # doctest: +SKIP
+    """
+    return Trainer(args, show_progress=show_progress).train()
+
+
+__all__ = ["OutputDirError", "Trainer", "TrainerState", "train"]
