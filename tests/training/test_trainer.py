@@ -1,0 +1,176 @@
+"""The trainer end to end on a 1-layer cut of the real offline model and real MLQA-R pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from langmix.cli import main
+from langmix.training import OutputDirError, TrainArguments, Trainer, train
+
+MODEL = "offline:multilingual-e5-small@L1"
+
+
+@pytest.fixture
+def offline_cache(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LANGMIX_CACHE_DIR", str(model_cache))
+    return model_cache
+
+
+def _args(out: Path, data_dir: Path, **overrides) -> TrainArguments:
+    settings = {
+        "model": MODEL,
+        "train": ["mlqa-r"],
+        "output_dir": str(out),
+        "data_dir": str(data_dir),
+        "languages": ["en", "de", "es"],
+        "sampling": "cross",
+        "batch_size": 8,
+        "max_steps": 4,
+        "seed": 1,
+        "query_max_length": 16,
+        "passage_max_length": 32,
+        "freeze_embeddings": True,
+        "eval_steps": 2,
+        "logging_steps": 1,
+        "log_batches": True,
+        "learning_rate": 1e-4,
+    }
+    settings.update(overrides)
+    return TrainArguments(**settings)
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_train_writes_a_loadable_model_and_the_batch_record(tmp_path, data_dir, offline_cache):
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "run"
+    summary = train(_args(out, data_dir), show_progress=False)
+    assert summary["steps"] == 4 and summary["examples_seen"] == 32
+    assert summary["examples_per_s"] > 0
+    for name in ("config.json", "train_log.jsonl", "batches.jsonl", "summary.json"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["arguments"]["sampling"] == "cross"
+    assert config["training_sets"][0]["languages"] == ["de", "en", "es"]
+    assert config["model_parameters"]["non_embedding"] < config["model_parameters"]["total"]
+
+    batches = _lines(out / "batches.jsonl")
+    assert [b["step"] for b in batches] == [1, 2, 3, 4]
+    for b in batches:
+        assert b["type"] == "cross"
+        assert len(b["pairs"]) == len(b["ids"]) == 8
+        assert all(q != p and {q, p} <= {"en", "de", "es"} for q, p in b["pairs"])
+        assert len(set(b["ids"])) == 8
+
+    log = _lines(out / "train_log.jsonl")
+    validations = [r for r in log if "validation_loss" in r]
+    assert [r["step"] for r in validations] == [2, 4]
+    assert all(r["loss"] > 0 for r in log if "loss" in r)
+
+    model = SentenceTransformer(str(out / "model"))
+    embeddings = model.encode(["query: Wer schrieb Faust?"], normalize_embeddings=True)
+    assert embeddings.shape == (1, 384)
+    # The saved model is the best checkpoint and differs from the untrained cut.
+    from langmix.models import load_model
+
+    untrained = load_model(MODEL)
+    trained = load_model(str(out / "model"))
+    assert not torch.equal(
+        untrained[0].auto_model.encoder.layer[0].output.dense.weight,
+        trained[0].auto_model.encoder.layer[0].output.dense.weight,
+    )
+    assert torch.equal(  # frozen embeddings stay as they were
+        untrained[0].auto_model.embeddings.word_embeddings.weight,
+        trained[0].auto_model.embeddings.word_embeddings.weight,
+    )
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
+    tmp_path, data_dir, offline_cache, monkeypatch
+):
+    settings = {"sampling": "hybrid", "max_steps": 6, "save_steps": 2, "eval_steps": 3}
+    whole = tmp_path / "whole"
+    train(_args(whole, data_dir, **settings), show_progress=False)
+
+    broken = tmp_path / "broken"
+    original = Trainer._batch_loss
+    calls = {"n": 0}
+
+    def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if self.validation_batches and calls["n"] > 3 + len(self.validation_batches) + 1:
+            raise _Interrupt  # dies during step 5, after the step-4 checkpoint
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_batch_loss", failing)
+    with pytest.raises(_Interrupt):
+        train(_args(broken, data_dir, **settings), show_progress=False)
+    monkeypatch.setattr(Trainer, "_batch_loss", original)
+    assert (broken / "checkpoints" / "step-4").is_dir()
+    assert not (broken / "model").exists()
+
+    summary = train(_args(broken, data_dir, resume=True, **settings), show_progress=False)
+    assert summary["steps"] == 6
+    a = load_file(whole / "model" / "model.safetensors")
+    b = load_file(broken / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert _lines(whole / "batches.jsonl") == _lines(broken / "batches.jsonl")
+
+    def losses(path):
+        return [(r["step"], r.get("loss"), r.get("validation_loss")) for r in _lines(path)]
+
+    assert losses(whole / "train_log.jsonl") == losses(broken / "train_log.jsonl")
+
+
+def test_output_dir_of_another_run_is_refused(tmp_path, data_dir, offline_cache):
+    out = tmp_path / "run"
+    train(_args(out, data_dir, max_steps=2, validation_fraction=0.0), show_progress=False)
+    with pytest.raises(OutputDirError, match="--resume"):
+        Trainer(_args(out, data_dir, max_steps=2, validation_fraction=0.0)).train()
+    with pytest.raises(OutputDirError, match="sampling"):
+        Trainer(
+            _args(out, data_dir, max_steps=2, validation_fraction=0.0, sampling="mono", resume=True)
+        ).train()
+    summary = train(
+        _args(out, data_dir, max_steps=2, validation_fraction=0.0, overwrite_output_dir=True),
+        show_progress=False,
+    )
+    assert summary["model_is"] == "final"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sampling", "bilingual"], "--sampling must be one of"),
+        (["--alpha", "2"], "--alpha must be in"),
+        (["--max-steps", "3", "--epochs", "1"], "exactly one of"),
+        (["--mixed-precision", "fp16"], "needs a GPU"),
+        (["--train", "nosuchset"], "unknown training set"),
+        (["--languages", "en", "xx"], "xx"),
+    ],
+)
+def test_cli_train_errors_are_one_line(tmp_path, data_dir, capsys, extra, message):
+    argv = [
+        "train", "--model", MODEL, "--train", "mlqa-r", "--data-dir", str(data_dir),
+        "--output-dir", str(tmp_path / "o"),
+    ]  # fmt: skip
+    if "--max-steps" not in extra:
+        argv += ["--max-steps", "2"]
+    status = main(argv + extra)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err and "Traceback" not in err
