@@ -215,3 +215,21 @@ def test_sampler_drives_the_sentence_transformers_trainer(tmp_path, data_dir, of
     assert rows["anchor"] == [e.query for e in examples]
     assert all(e.query_language != e.passage_language for e in examples)
     assert trainer.train().global_step == 2
+
+
+def test_early_stopping_keeps_the_best_checkpoint(tmp_path, data_dir, offline_cache, monkeypatch):
+    values = iter([2.0, 1.5, 1.7, 1.6, 1.0])
+    monkeypatch.setattr(Trainer, "_validation_loss", lambda self, model, st_model: next(values))
+    out = tmp_path / "run"
+    summary = train(
+        _args(out, data_dir, max_steps=8, eval_steps=1, early_stopping_patience=2),
+        show_progress=False,
+    )
+    # Step 2 is best; steps 3 and 4 do not improve; patience 2 stops the run after step 4.
+    assert summary["stopped_early"] and summary["steps"] == 4
+    assert summary["best_step"] == 2 and summary["best_validation_loss"] == 1.5
+    assert summary["model_is"] == "best"
+    best = load_file(out / "checkpoints" / "best" / "model.safetensors")
+    final = load_file(out / "model" / "model.safetensors")
+    assert all(torch.equal(best[k], final[k]) for k in best)
+    assert (out / "checkpoints" / "step-4").is_dir()  # the stop point is checkpointed too

@@ -449,7 +449,7 @@ class Trainer:
         progress.close()
         return self._finish(st_model, state, parameters)
 
-    def _evaluate(self, model, st_model, state: TrainerState, log_path: Path) -> None:
+    def _validation_loss(self, model, st_model) -> float:
         model.eval()
         total = 0.0
         with torch.no_grad():
@@ -457,7 +457,10 @@ class Trainer:
                 loss = self._batch_loss(model, st_model, batch, self.validation_table)
                 total += float(self.accelerator.reduce(loss, reduction="mean"))
         model.train()
-        value = total / len(self.validation_batches)
+        return total / len(self.validation_batches)
+
+    def _evaluate(self, model, st_model, state: TrainerState, log_path: Path) -> None:
+        value = self._validation_loss(model, st_model)
         improved = state.best_validation_loss is None or value < state.best_validation_loss
         if improved:
             state.best_validation_loss = value
