@@ -233,3 +233,21 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path, data_dir, offline_ca
     final = load_file(out / "model" / "model.safetensors")
     assert all(torch.equal(best[k], final[k]) for k in best)
     assert (out / "checkpoints" / "step-4").is_dir()  # the stop point is checkpointed too
+
+
+def test_epochs_are_training_pairs_over_batch_size(tmp_path, data_dir):
+    trainer = Trainer(_args(tmp_path / "e", data_dir, max_steps=None, epochs=1.5))
+    pairs = sum(len(p) for p in trainer.train_sets)
+    assert trainer.sampler.steps_per_epoch == pairs // 8
+    assert trainer.total_steps == -(-3 * trainer.sampler.steps_per_epoch // 2)
+    assert not (tmp_path / "e").exists()  # nothing is written before train() runs
+
+
+def test_cli_train_help(capsys):
+    import contextlib
+
+    with contextlib.suppress(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--sampling", "--alpha", "--log-batches", "--resume", "--hard-negatives"):
+        assert option in out
