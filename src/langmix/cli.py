@@ -6,6 +6,7 @@ Python with the same dataclass.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -42,6 +43,8 @@ def _train(argv: Sequence[str]) -> int:
     parser = HfArgumentParser(TrainArguments, prog="langmix train")
     (args,) = parser.parse_args_into_dataclasses(list(argv))
     summary = train(args)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun only the first process reports
     best = summary["best_validation_loss"]
     print(
         f"trained {summary['steps']} steps at {summary['examples_per_s']} examples/s"

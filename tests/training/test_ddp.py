@@ -58,3 +58,34 @@ def test_ranks_share_batch_type_and_never_an_item(two_ranks):
         if a["type"] == "mono":
             assert len(set(a["query_languages"]) | set(b["query_languages"])) == 1
     assert types == {"mono", "cross"}
+
+
+def test_langmix_train_under_torchrun(tmp_path, data_dir, model_cache):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LANGMIX_CACHE_DIR": str(model_cache)}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+        "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0",
+        "-m", "langmix", "train", "--model", "offline:multilingual-e5-small@L1",
+        "--train", "mlqa-r", "--languages", "en,de,es", "--data-dir", str(data_dir),
+        "--sampling", "hybrid", "--batch-size", "8", "--max-steps", "4", "--seed", "3",
+        "--output-dir", str(out), "--log-batches", "--freeze-embeddings",
+        "--query-max-length", "16", "--passage-max-length", "32", "--eval-steps", "2",
+        "--logging-steps", "1", "--warmup-ratio", "0",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("trained 4 steps") == 1  # one report, from rank 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["world_size"] == 2
+    batches = [json.loads(line) for line in (out / "batches.jsonl").read_text().splitlines()]
+    assert [b["step"] for b in batches] == [1, 2, 3, 4]  # the global batch, logged once
+    assert all(len(set(b["ids"])) == 8 for b in batches)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    rates = [r["learning_rate"] for r in log if "learning_rate" in r]
+    # Linear decay without warmup over 4 steps: the schedule steps once per global step.
+    assert rates == pytest.approx([3e-5 * (4 - s) / 4 for s in (1, 2, 3, 4)])
+    assert (out / "checkpoints" / "step-4" / "random_states_1.pkl").is_file()
+    from sentence_transformers import SentenceTransformer
+
+    assert SentenceTransformer(str(out / "model")).encode(["query: x"]).shape == (1, 384)

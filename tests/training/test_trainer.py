@@ -27,7 +27,7 @@ def _args(out: Path, data_dir: Path, **overrides) -> TrainArguments:
         "train": ["mlqa-r"],
         "output_dir": str(out),
         "data_dir": str(data_dir),
-        "languages": ["en", "de", "es"],
+        "languages": ["en,de", "es"],
         "sampling": "cross",
         "batch_size": 8,
         "max_steps": 4,

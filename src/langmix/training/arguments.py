@@ -93,6 +93,10 @@ class TrainArguments:
     def __post_init__(self) -> None:
         if isinstance(self.train, str):
             self.train = [self.train]
+        if self.languages is not None:
+            # Accept "--languages en de" and "--languages en,de" (as langmix eval does).
+            items = [self.languages] if isinstance(self.languages, str) else self.languages
+            self.languages = [part for item in items for part in item.split(",") if part]
         if not self.train:
             raise ValueError("--train needs at least one training set")
         if self.sampling not in STRATEGIES:

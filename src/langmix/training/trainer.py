@@ -129,7 +129,16 @@ class Trainer:
                 f"--mixed-precision {args.mixed_precision} needs a GPU and none is available; "
                 f"use --mixed-precision no"
             )
-        self.accelerator = Accelerator(mixed_precision=args.mixed_precision)
+        # accelerate treats a torchrun launch as multi-process only on GPUs unless told that
+        # this is a CPU job; without cpu=True every CPU rank would think it trains alone.
+        # step_scheduler_with_optimizer=False: accelerate would otherwise step the learning
+        # rate schedule once per process per step, since it assumes each rank consumes its own
+        # batches; here all ranks share one global batch per step.
+        self.accelerator = Accelerator(
+            mixed_precision=args.mixed_precision,
+            cpu=not torch.cuda.is_available(),
+            step_scheduler_with_optimizer=False,
+        )
         self.rank = self.accelerator.process_index
         self.world_size = self.accelerator.num_processes
         # Data first: a bad file should fail in a second, not after the model is loaded.
@@ -299,6 +308,12 @@ class Trainer:
 
         torch.manual_seed(self.args.seed)
         model = load_model(self.args.model, device=str(self.accelerator.device))
+        # The encoder's own pooler (BERT's [CLS] dense layer) runs in the forward pass but never
+        # reaches a sentence-transformers embedding, so it gets no gradient; DDP would wait for
+        # one forever. It stays as loaded.
+        for name, module in model.named_modules():
+            if name.endswith("pooler"):
+                module.requires_grad_(False)
         if self.args.freeze_embeddings:
             frozen = 0
             for module in model.modules():
