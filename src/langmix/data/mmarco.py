@@ -46,7 +46,7 @@ import numpy as np
 from langmix.data.errors import DataError, DataUnavailableError
 from langmix.data.lareqa import parse_languages
 from langmix.data.pairs import Pair, ParallelPairs
-from langmix.data.sources import DATA_DIR_ENV, cache_dir
+from langmix.data.sources import DATA_DIR_ENV, cache_dir, local_roots
 
 MMARCO_REPO = "unicamp-dl/mmarco"
 TRIPLES_FILE = "data/triples.train.ids.small.tsv"
@@ -185,22 +185,11 @@ def load_mmarco(
     return ParallelPairs("mmarco", chosen, pairs)
 
 
-def _local_roots(data_dir: str | os.PathLike[str] | None) -> list[Path]:
-    # The same order as langmix.data.sources: explicit directory, environment, cache.
-    roots = []
-    if data_dir is not None:
-        roots.append(Path(data_dir).expanduser())
-    if os.environ.get(DATA_DIR_ENV):
-        roots.append(Path(os.environ[DATA_DIR_ENV]).expanduser())
-    roots.append(cache_dir() / "data")
-    return roots
-
-
 def _resolve(
     relative_path: str, data_dir: str | os.PathLike[str] | None, allow_download: bool
 ) -> Path:
     """Find ``mmarco/{relative_path}`` locally, or download it from the hub."""
-    roots = _local_roots(data_dir)
+    roots = local_roots(data_dir)
     for root in roots:
         candidate = root / "mmarco" / relative_path
         if candidate.is_file():

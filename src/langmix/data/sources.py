@@ -76,7 +76,8 @@ def upstream_url(relative_path: str) -> str:
     raise DataUnavailableError(f"no public source is known for {relative_path!r}")
 
 
-def _local_roots(data_dir: str | os.PathLike[str] | None) -> list[Path]:
+def local_roots(data_dir: str | os.PathLike[str] | None) -> list[Path]:
+    """Local data directories in resolution order: ``data_dir``, the environment, the cache."""
     roots = []
     if data_dir is not None:
         roots.append(Path(data_dir).expanduser())
@@ -159,7 +160,7 @@ def resolve_file(
     Example:
         >>> path = resolve_file("xquad-r/en.json", "../shared/data")  # doctest: +SKIP
     """
-    roots = _local_roots(data_dir)
+    roots = local_roots(data_dir)
     for root in roots:
         candidate = root / relative_path
         if candidate.is_file():
