@@ -19,10 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The embedded default job: the offline multilingual-e5-small on all of XQuAD-R.
+# The embedded default job: the demo scaling study (3 sizes x 4 strategies, report and plots).
 demo: install
-	$(BIN)/langmix eval --model offline:multilingual-e5-small --dataset xquad-r \
-		--output-dir $(DEMO_DIR) $(DATA_FLAG)
+	$(BIN)/langmix study --config configs/demo.toml --output-dir $(DEMO_DIR) $(DATA_FLAG)
 
 lint: install
 	$(BIN)/ruff check src tests

@@ -14,6 +14,8 @@ USAGE = """usage: langmix COMMAND [options]
 
 commands:
   train    fine-tune a dual encoder with mono / cross / hybrid / random batches
+  study    run a scaling study (models x strategies x seeds), resumable, with a report
+  report   rebuild a study's report.md and plots from its results.jsonl
   eval     evaluate a model on XQuAD-R, MLQA-R (LAReQA protocol) or MIRACL
   models   list the offline model family and its parameter counts
 
@@ -51,6 +53,36 @@ def _train(argv: Sequence[str]) -> int:
         + (f", best validation loss {best:.4f} at step {summary['best_step']}" if best else "")
     )
     print(f"wrote {summary['model']}")
+    return 0
+
+
+def _study(argv: Sequence[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from langmix.study.runner import StudyArguments, run_study
+
+    parser = HfArgumentParser(StudyArguments, prog="langmix study")
+    (args,) = parser.parse_args_into_dataclasses(list(argv))
+    summary = run_study(
+        args.config, args.output_dir, data_dir=args.data_dir, show_progress=args.progress
+    )
+    print(
+        f"study: {summary.cells} cells, {summary.skipped} already done, {summary.finished} run, "
+        f"{len(summary.failed)} failed, {summary.wall_seconds / 60:.1f} min"
+    )
+    print(f"wrote {args.output_dir}/results.jsonl and {args.output_dir}/report.md")
+    return 1 if summary.failed else 0
+
+
+def _report(argv: Sequence[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(
+            "usage: langmix report STUDY_DIR\n\nRebuilds report.md and plots/ from results.jsonl."
+        )
+        return 0 if argv else 2
+    from langmix.study.report import build_report
+
+    print(f"wrote {build_report(argv[0])}")
     return 0
 
 
@@ -96,6 +128,8 @@ def _models(argv: Sequence[str]) -> int:
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": _train,
+    "study": _study,
+    "report": _report,
     "eval": _eval,
     "models": _models,
 }

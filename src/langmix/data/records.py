@@ -150,6 +150,34 @@ class LareqaDataset:
             [c for c in self.candidates if c.language in keep],
         )
 
+    def restrict(self, parallel_ids: Iterable[str], name: str | None = None) -> LareqaDataset:
+        """Keep the questions with these parallel ids, and the articles they come from.
+
+        The pool keeps every sentence of every paragraph of each (language, article) that
+        holds a kept question, so the protocol (all sentences are candidates) holds within
+        the subset; used for held-out splits and for cheaper subsets of whole articles.
+
+        Raises:
+            ValueError: If no question has one of the ids.
+        """
+        wanted = set(parallel_ids)
+        queries = [q for q in self.queries if q.parallel_id in wanted]
+        if not queries:
+            raise ValueError(f"{self.name}: none of the {len(wanted)} parallel ids is present")
+        articles = {(q.language, q.article) for q in queries}
+        candidates = [c for c in self.candidates if (c.language, c.article) in articles]
+        languages = tuple(
+            lang for lang in self.languages if any(q.language == lang for q in queries)
+        )
+        return LareqaDataset(name or self.name, languages, queries, candidates)
+
+    def first_articles(self, count: int) -> LareqaDataset:
+        """The questions of the first ``count`` articles (by index) in any language."""
+        if count < 1:
+            raise ValueError(f"article count must be positive, got {count}")
+        ids = {q.parallel_id for q in self.queries if q.article < count}
+        return self.restrict(ids, f"{self.name}[:{count} articles]")
+
     def relevance_arrays(
         self,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -193,3 +193,40 @@ def run_lareqa_eval(
     if save_embeddings:
         embeddings.save(output / "embeddings.npz")
     return document
+
+
+def save_per_query(
+    result: LareqaResult, dataset: LareqaDataset, path: str | os.PathLike[str]
+) -> Path:
+    """Write the per-query scores (the unit of the study's paired statistics) atomically.
+
+    Arrays: ``languages``, ``query_ids``, ``parallel_ids`` and every :class:`LareqaPerQuery`
+    field (``query_lang``, ``n_relevant``, ``mono_ap``, ``mono_recall1``, ``cross_ap``,
+    ``cross_recall1``, ``multi_ap``, ``multi_recall10``, ``rank_distance``).
+
+    Example:
+        >>> save_per_query(result, dataset, "runs/x/per_query.npz")  # doctest: +SKIP
+    """
+    path = Path(path)
+    per_query = result.per_query
+    arrays = {
+        "languages": np.asarray(per_query.languages),
+        "query_ids": np.asarray([q.id for q in dataset.queries]),
+        "parallel_ids": np.asarray([q.parallel_id for q in dataset.queries]),
+    }
+    for name in (
+        "query_lang",
+        "n_relevant",
+        "mono_ap",
+        "mono_recall1",
+        "cross_ap",
+        "cross_recall1",
+        "multi_ap",
+        "multi_recall10",
+        "rank_distance",
+    ):
+        arrays[name] = np.asarray(getattr(per_query, name))
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+    return path

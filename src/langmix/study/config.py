@@ -1,0 +1,276 @@
+"""Study configuration: a TOML file naming the grid, validated before anything runs.
+
+Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
+
+    [study]
+    name = "demo"
+    description = "What was run and what was cut, in words (printed in the report)."
+    strategies = ["mono", "cross", "hybrid", "random"]
+    alphas = [0.5]              # hybrid only; one cell per alpha
+    seeds = [0]
+    untrained = true            # evaluate each model before training, as the reference
+
+    [[models]]
+    name = "offline:multilingual-e5-small@L2"
+    label = "L2"                # optional, defaults to the part after '@' or the name
+
+    [train]                     # any langmix train option (TrainArguments field)
+    train = ["mlqa-r"]
+    max_steps = 60
+    batch_size = 16
+
+    [[eval]]
+    dataset = "xquad-r"         # xquad-r | mlqa-r | miracl
+    split = "all"               # all | heldout (the training split's held-out groups)
+    articles = 12               # optional: only the first N articles (a cheaper subset)
+    languages = ["en", "de"]    # optional
+    with_context = true
+    query_max_length = 64
+    passage_max_length = 128
+    batch_size = 64
+    corpus = "DIR"              # miracl: a JSONL corpus file or a directory of {lang}.jsonl
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from langmix.data.errors import DataError
+from langmix.sampling.sampler import STRATEGIES
+from langmix.training.arguments import TrainArguments
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# Train settings the grid itself sets per cell; a config may not fix them in [train].
+_CELL_SETTINGS = {"model", "output_dir", "sampling", "alpha", "seed", "resume"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    label: str
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """One evaluation set of the study."""
+
+    dataset: str
+    split: str = "all"
+    articles: int | None = None
+    languages: tuple[str, ...] | None = None
+    with_context: bool = True
+    query_max_length: int = 64
+    passage_max_length: int = 128
+    batch_size: int = 64
+    corpus: str | None = None
+    top_k: int = 100
+
+    @property
+    def name(self) -> str:
+        """The evaluation set's name in results (``xquad-r``, ``mlqa-r:heldout``, ``miracl:sw``)."""
+        base = self.dataset
+        if self.dataset == "miracl":
+            base += ":" + ",".join(self.languages or ())
+        if self.split != "all":
+            base += f":{self.split}"
+        if self.articles:
+            base += f"[:{self.articles}]"
+        return base
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One trained (or untrained) model of the grid."""
+
+    model: ModelSpec
+    strategy: str  # "untrained" or a sampling strategy
+    alpha: float | None
+    seed: int | None
+
+    @property
+    def key(self) -> str:
+        if self.strategy == "untrained":
+            return f"{self.model.label}/untrained"
+        alpha = f"-a{self.alpha:g}" if self.alpha is not None else ""
+        return f"{self.model.label}/{self.strategy}{alpha}-s{self.seed}"
+
+
+@dataclass
+class StudyConfig:
+    """A validated study: models × strategies (× alphas) × seeds, and evaluation sets.
+
+    Example:
+        >>> config = load_study_config("configs/demo.toml")  # doctest: +SKIP
+        >>> len(config.cells())  # doctest: +SKIP
+        15
+    """
+
+    name: str
+    models: list[ModelSpec]
+    strategies: list[str]
+    alphas: list[float]
+    seeds: list[int]
+    untrained: bool
+    train: dict[str, Any]
+    evals: list[EvalSpec]
+    description: str = ""
+    path: Path | None = field(default=None, repr=False)
+
+    def cells(self) -> list[Cell]:
+        """The grid in run order: per model (small to large as listed), untrained first."""
+        cells = []
+        for model in self.models:
+            if self.untrained:
+                cells.append(Cell(model, "untrained", None, None))
+            for seed in self.seeds:
+                for strategy in self.strategies:
+                    alphas = self.alphas if strategy == "hybrid" else [None]
+                    for alpha in alphas:
+                        cells.append(Cell(model, strategy, alpha, seed))
+        return cells
+
+    def train_arguments(self, cell: Cell, output_dir: str | os.PathLike[str]) -> TrainArguments:
+        """The ``langmix train`` arguments of one cell."""
+        settings = dict(self.train)
+        settings.update(
+            model=cell.model.name,
+            output_dir=str(output_dir),
+            sampling=cell.strategy,
+            alpha=cell.alpha if cell.alpha is not None else 0.5,
+            seed=cell.seed,
+        )
+        return TrainArguments(**settings)
+
+
+def _fail(path: Path, problem: str, record: str | None = None) -> DataError:
+    return DataError(path, problem, record=record)
+
+
+def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
+    """Read and validate a study TOML file (layout in the module docstring).
+
+    Raises:
+        DataError: Naming the file and the table for bad TOML, unknown keys, strategies,
+            datasets or training options, or an empty grid.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _fail(path, f"cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(path, f"not valid TOML: {exc}") from exc
+    unknown = set(raw) - {"study", "models", "train", "eval"}
+    if unknown:
+        raise _fail(path, f"unknown table(s) {', '.join(sorted(unknown))}")
+    study = raw.get("study")
+    if not isinstance(study, dict) or "name" not in study:
+        raise _fail(path, "a [study] table with a name is required")
+    allowed = {"name", "description", "strategies", "alphas", "seeds", "untrained"}
+    extra = set(study) - allowed
+    if extra:
+        raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", "[study]")
+    strategies = list(study.get("strategies", list(STRATEGIES)))
+    bad = [s for s in strategies if s not in STRATEGIES]
+    if bad or not strategies:
+        raise _fail(
+            path,
+            f"strategies must be among {', '.join(STRATEGIES)}, got {bad or strategies}",
+            "[study]",
+        )
+    alphas = [float(a) for a in study.get("alphas", [0.5])]
+    if any(not 0 <= a <= 1 for a in alphas) or not alphas:
+        raise _fail(path, f"alphas must be in [0, 1], got {alphas}", "[study]")
+    seeds = study.get("seeds", [0])
+    if not seeds or not all(isinstance(s, int) for s in seeds):
+        raise _fail(path, f"seeds must be a non-empty list of integers, got {seeds}", "[study]")
+
+    models_raw = raw.get("models")
+    if not isinstance(models_raw, list) or not models_raw:
+        raise _fail(path, "at least one [[models]] entry is required")
+    models = []
+    for number, entry in enumerate(models_raw, start=1):
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise _fail(path, "each [[models]] entry needs a name", f"[[models]] #{number}")
+        name = entry["name"]
+        label = entry.get("label") or (
+            name.rsplit("@", 1)[1] if "@" in name else name.split("/")[-1]
+        )
+        models.append(ModelSpec(name, label))
+    labels = [m.label for m in models]
+    if len(set(labels)) != len(labels):
+        raise _fail(path, f"model labels must be distinct, got {labels}", "[[models]]")
+
+    train = dict(raw.get("train", {}))
+    known = {f.name for f in fields(TrainArguments)}
+    wrong = set(train) - known
+    if wrong:
+        raise _fail(path, f"unknown training option(s) {', '.join(sorted(wrong))}", "[train]")
+    fixed = set(train) & _CELL_SETTINGS
+    if fixed:
+        raise _fail(
+            path,
+            f"{', '.join(sorted(fixed))} are set per cell by the grid, not in [train]",
+            "[train]",
+        )
+    train.setdefault("train", ["mlqa-r"])
+    config = StudyConfig(
+        name=str(study["name"]),
+        models=models,
+        strategies=strategies,
+        alphas=alphas,
+        seeds=seeds,
+        untrained=bool(study.get("untrained", True)),
+        train=train,
+        evals=[],
+        description=str(study.get("description", "")),
+        path=path,
+    )
+    # Validate the training options once, with a stand-in cell, before anything runs.
+    try:
+        config.train_arguments(Cell(models[0], strategies[0], alphas[0], seeds[0]), "x")
+    except (TypeError, ValueError) as exc:
+        raise _fail(path, f"bad training options: {exc}", "[train]") from exc
+
+    eval_raw = raw.get("eval", [])
+    if not isinstance(eval_raw, list) or not eval_raw:
+        raise _fail(path, "at least one [[eval]] entry is required")
+    eval_fields = {f.name for f in fields(EvalSpec)}
+    for number, entry in enumerate(eval_raw, start=1):
+        where = f"[[eval]] #{number}"
+        if not isinstance(entry, dict) or "dataset" not in entry:
+            raise _fail(path, "each [[eval]] entry needs a dataset", where)
+        extra = set(entry) - eval_fields
+        if extra:
+            raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", where)
+        values = dict(entry)
+        if "languages" in values:
+            values["languages"] = tuple(values["languages"])
+        spec = EvalSpec(**values)
+        if spec.dataset not in ("xquad-r", "mlqa-r", "miracl"):
+            raise _fail(
+                path, f"dataset must be xquad-r, mlqa-r or miracl, got {spec.dataset!r}", where
+            )
+        if spec.split not in ("all", "heldout"):
+            raise _fail(path, f"split must be 'all' or 'heldout', got {spec.split!r}", where)
+        if spec.split == "heldout" and spec.dataset not in train["train"]:
+            raise _fail(
+                path, f"split 'heldout' needs {spec.dataset} among the training sets", where
+            )
+        if spec.split == "heldout" and not train.get("validation_fraction", 0.1):
+            raise _fail(path, "split 'heldout' needs a validation_fraction > 0 in [train]", where)
+        if spec.dataset == "miracl" and not (spec.languages and spec.corpus):
+            raise _fail(path, "miracl needs languages and a corpus", where)
+        config.evals.append(spec)
+    names = [e.name for e in config.evals]
+    if len(set(names)) != len(names):
+        raise _fail(path, f"evaluation sets must differ, got {names}", "[[eval]]")
+    return config

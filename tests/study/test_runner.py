@@ -1,0 +1,155 @@
+"""The study runner on a tiny real grid: rows, per-query files, resume, failures, refusal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from langmix.data.errors import DataError
+from langmix.study.config import load_study_config
+from langmix.study.runner import RESULTS, StudyDirError, read_results, run_study
+from langmix.study.statistics import headline
+
+TINY = """
+[study]
+name = "tiny"
+description = "two strategies, two steps"
+strategies = ["mono", "hybrid"]
+seeds = [0]
+
+[[models]]
+name = "offline:multilingual-e5-small@L1"
+
+[[models]]
+name = "{second}"
+label = "second"
+
+[train]
+train = ["mlqa-r"]
+languages = ["en", "de"]
+data_dir = "{data_dir}"
+max_steps = 2
+batch_size = 8
+freeze_embeddings = true
+with_context = false
+query_max_length = 16
+passage_max_length = 32
+eval_steps = 2
+
+[[eval]]
+dataset = "xquad-r"
+languages = ["en", "de"]
+articles = 1
+with_context = false
+query_max_length = 16
+passage_max_length = 32
+
+[[eval]]
+dataset = "mlqa-r"
+split = "heldout"
+languages = ["en", "de"]
+with_context = false
+query_max_length = 16
+passage_max_length = 32
+"""
+
+
+def _config(
+    tmp_path: Path, data_dir: Path, second: str = "offline:multilingual-e5-small@L2"
+) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(TINY.format(data_dir=data_dir, second=second))
+    return path
+
+
+@pytest.fixture
+def offline_cache(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LANGMIX_CACHE_DIR", str(model_cache))
+    return model_cache
+
+
+def test_grid_rows_resume_and_failures(tmp_path, data_dir, offline_cache):
+    # The second model does not exist: its cells fail, the first model's cells still finish.
+    config = _config(tmp_path, data_dir, second="offline:no-such-model")
+    out = tmp_path / "out"
+    summary = run_study(config, out, show_progress=False)
+    assert summary.cells == 6 and summary.failed == [
+        "second/untrained",
+        "second/mono-s0",
+        "second/hybrid-a0.5-s0",
+    ]
+    rows = read_results(out / RESULTS)
+    assert len(rows) == 3 * 2
+    assert {(r["cell"], r["eval_set"]) for r in rows} == {
+        (cell, e)
+        for cell in ("L1/untrained", "L1/mono-s0", "L1/hybrid-a0.5-s0")
+        for e in ("xquad-r[:1]", "mlqa-r:heldout")
+    }
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert {f["cell"] for f in failures} == set(summary.failed)
+    for row in rows:
+        assert row["parameters"]["non_embedding"] == 1_923_072
+        per_query = np.load(out / row["per_query"])
+        # The row's headline numbers are the per-query file's, exactly.
+        for metric, value in row["metrics"].items():
+            assert headline(per_query, metric) == pytest.approx(value, abs=1e-12), metric
+        if row["strategy"] == "untrained":
+            assert row["seed"] is None and row["train_seconds"] is None
+        else:
+            assert row["train_set"] == "mlqa-r" and row["examples_per_s"] > 0
+    hybrid = next(r for r in rows if r["strategy"] == "hybrid")
+    assert hybrid["alpha"] == 0.5
+    heldout = next(r for r in rows if r["eval_set"] == "mlqa-r:heldout")
+    assert set(np.load(out / heldout["per_query"])["languages"]) == {"en", "de"}
+    assert (out / "report.md").is_file()
+    # Trained cells keep their model, not their optimizer checkpoints.
+    assert (out / "cells/L1/mono-s0/train/model").is_dir()
+    assert not (out / "cells/L1/mono-s0/train/checkpoints").exists()
+
+    # Rerun: nothing finished is redone, a cut last line is dropped and its row redone.
+    text = (out / RESULTS).read_text()
+    last = text.splitlines()[-1]
+    (out / RESULTS).write_text(text[: -len(last) - 1] + last[: len(last) // 2])
+    again = run_study(config, out, show_progress=False)
+    assert again.skipped == 2  # L1/untrained and L1/mono are complete; hybrid lost its last row
+    rows_after = read_results(out / RESULTS)
+    assert len(rows_after) == 6
+    assert len({(r["cell"], r["eval_set"]) for r in rows_after}) == 6
+
+
+def test_another_study_in_the_same_directory_is_refused(tmp_path, data_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "study.toml").write_text("[study]\nname = 'other'\n")
+    with pytest.raises(StudyDirError, match="different study"):
+        run_study(_config(tmp_path, data_dir), out, show_progress=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('strategies = ["mono", "hybrid"]', 'strategies = ["bilingual"]'), "strategies must be"),
+        (("max_steps = 2", "max_stepz = 2"), "unknown training option"),
+        (("max_steps = 2", 'max_steps = 2\nsampling = "mono"'), "set per cell"),
+        (('dataset = "xquad-r"', 'dataset = "squad"'), "dataset must be"),
+        (("[[models]]", "[[modelz]]"), "unknown table"),
+        (("batch_size = 8", "batch_size = 1"), "bad training options"),
+        (('name = "tiny"', 'name = "tiny'), "not valid TOML"),
+    ],
+)
+def test_bad_configs_name_the_file_and_the_problem(tmp_path, data_dir, change, message):
+    path = _config(tmp_path, data_dir)
+    path.write_text(path.read_text().replace(*change, 1))
+    with pytest.raises(DataError, match=message) as error:
+        load_study_config(path)
+    assert str(path) in str(error.value)
+
+
+def test_shipped_configs_are_valid():
+    root = Path(__file__).resolve().parents[2] / "configs"
+    for name in ("demo.toml", "cpu-full.toml", "paper-gpu.toml"):
+        config = load_study_config(root / name)
+        assert config.cells(), name
