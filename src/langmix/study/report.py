@@ -955,6 +955,15 @@ def section_answer(study: Study, comparisons: Comparisons) -> list[str]:
         "including untrained) have a CI that excludes 0.",
         "",
     ]
+    seeds = {r["seed"] for r in study.rows if r.get("seed") is not None}
+    if len(seeds) < 2:
+        lines += [
+            "With one training seed, these intervals measure only the sampling of queries, "
+            "not the run-to-run variance of training, which at this scale can be as large as "
+            "the differences; read 'significant' as 'for this trained model', and add seeds "
+            "before drawing conclusions about the strategies.",
+            "",
+        ]
     if any(_OFFLINE_MODEL.match(size.model) for size in study.sizes):
         lines += [
             "The sizes here are depth cuts of one model (see above), so this trend is a proxy; "
