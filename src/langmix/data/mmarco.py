@@ -46,7 +46,7 @@ import numpy as np
 from langmix.data.errors import DataError, DataUnavailableError
 from langmix.data.lareqa import parse_languages
 from langmix.data.pairs import Pair, ParallelPairs
-from langmix.data.sources import DATA_DIR_ENV, cache_dir, local_roots
+from langmix.data.sources import DATA_DIR_ENV, cache_dir, find_local, local_roots
 
 MMARCO_REPO = "unicamp-dl/mmarco"
 TRIPLES_FILE = "data/triples.train.ids.small.tsv"
@@ -189,13 +189,10 @@ def _resolve(
     relative_path: str, data_dir: str | os.PathLike[str] | None, allow_download: bool
 ) -> Path:
     """Find ``mmarco/{relative_path}`` locally, or download it from the hub."""
+    local = find_local(f"mmarco/{relative_path}", data_dir)
+    if local is not None:
+        return local
     roots = local_roots(data_dir)
-    for root in roots:
-        candidate = root / "mmarco" / relative_path
-        if candidate.is_file():
-            return candidate
-    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        raise DataUnavailableError(f"data directory {data_dir} does not exist")
     if not allow_download:
         raise DataUnavailableError(_missing_message(relative_path, roots, None))
     try:

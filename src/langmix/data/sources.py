@@ -137,6 +137,22 @@ def download(relative_path: str, destination: Path, *, timeout: float = 30.0) ->
     return destination
 
 
+def find_local(relative_path: str, data_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The first local copy of a data file in :func:`local_roots` order, or ``None``.
+
+    Raises:
+        DataUnavailableError: If an explicit ``data_dir`` does not exist (a typo must not
+            fall through to a download).
+    """
+    for root in local_roots(data_dir):
+        candidate = root / relative_path
+        if candidate.is_file():
+            return candidate
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise DataUnavailableError(f"data directory {data_dir} does not exist")
+    return None
+
+
 def resolve_file(
     relative_path: str,
     data_dir: str | os.PathLike[str] | None = None,
@@ -160,13 +176,10 @@ def resolve_file(
     Example:
         >>> path = resolve_file("xquad-r/en.json", "../shared/data")  # doctest: +SKIP
     """
+    local = find_local(relative_path, data_dir)
+    if local is not None:
+        return local
     roots = local_roots(data_dir)
-    for root in roots:
-        candidate = root / relative_path
-        if candidate.is_file():
-            return candidate
-    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        raise DataUnavailableError(f"data directory {data_dir} does not exist")
     if not allow_download:
         raise DataUnavailableError(_missing_message(relative_path, roots, None))
     destination = cache_dir() / "data" / relative_path
