@@ -153,3 +153,15 @@ def test_shipped_configs_are_valid():
     for name in ("demo.toml", "cpu-full.toml", "paper-gpu.toml"):
         config = load_study_config(root / name)
         assert config.cells(), name
+
+
+def test_cli_study_and_report_errors_are_one_line(tmp_path, capsys):
+    from langmix.cli import main
+
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no study results here" in capsys.readouterr().err
+    assert (
+        main(["study", "--config", str(tmp_path / "none.toml"), "--output-dir", str(tmp_path)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "Traceback" not in err

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from langmix.data.errors import DataError
 from langmix.study import plots
 from langmix.study.statistics import METRICS, Comparison, compare, seed_summary
 
@@ -234,7 +235,12 @@ def load_rows(path: str | os.PathLike[str]) -> LoadedRows:
         >>> len(loaded.rows), loaded.last_line_cut  # doctest: +SKIP
         (48, False)
     """
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            path, "no study results here", fix="run `langmix study --output-dir DIR` first"
+        )
+    lines = path.read_text(encoding="utf-8").splitlines()
     numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     skipped: list[int] = []
