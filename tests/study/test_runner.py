@@ -19,6 +19,7 @@ name = "tiny"
 description = "two strategies, two steps"
 strategies = ["mono", "hybrid"]
 seeds = [0]
+keep_models = false
 
 [[models]]
 name = "offline:multilingual-e5-small@L1"
@@ -105,8 +106,9 @@ def test_grid_rows_resume_and_failures(tmp_path, data_dir, offline_cache):
     heldout = next(r for r in rows if r["eval_set"] == "mlqa-r:heldout")
     assert set(np.load(out / heldout["per_query"])["languages"]) == {"en", "de"}
     assert (out / "report.md").is_file()
-    # Trained cells keep their model, not their optimizer checkpoints.
-    assert (out / "cells/L1/mono-s0/train/model").is_dir()
+    # keep_models = false: a fully evaluated cell keeps its logs, not its model or checkpoints.
+    assert (out / "cells/L1/mono-s0/train/summary.json").is_file()
+    assert not (out / "cells/L1/mono-s0/train/model").exists()
     assert not (out / "cells/L1/mono-s0/train/checkpoints").exists()
 
     # Rerun: nothing finished is redone, a cut last line is dropped and its row redone.
@@ -118,6 +120,12 @@ def test_grid_rows_resume_and_failures(tmp_path, data_dir, offline_cache):
     rows_after = read_results(out / RESULTS)
     assert len(rows_after) == 6
     assert len({(r["cell"], r["eval_set"]) for r in rows_after}) == 6
+    # The lost row's cell was trained again from its seed: same numbers as before.
+    redone = rows_after[-1]
+    before = next(
+        r for r in rows if (r["cell"], r["eval_set"]) == (redone["cell"], redone["eval_set"])
+    )
+    assert redone["metrics"] == pytest.approx(before["metrics"], abs=1e-6)
 
 
 def test_another_study_in_the_same_directory_is_refused(tmp_path, data_dir):

@@ -9,6 +9,7 @@ Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
     alphas = [0.5]              # hybrid only; one cell per alpha
     seeds = [0]
     untrained = true            # evaluate each model before training, as the reference
+    keep_models = true          # false: delete each trained model once it is evaluated
 
     [[models]]
     name = "offline:multilingual-e5-small@L2"
@@ -122,6 +123,7 @@ class StudyConfig:
     train: dict[str, Any]
     evals: list[EvalSpec]
     description: str = ""
+    keep_models: bool = True
     path: Path | None = field(default=None, repr=False)
 
     def cells(self) -> list[Cell]:
@@ -174,7 +176,7 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     study = raw.get("study")
     if not isinstance(study, dict) or "name" not in study:
         raise _fail(path, "a [study] table with a name is required")
-    allowed = {"name", "description", "strategies", "alphas", "seeds", "untrained"}
+    allowed = {"name", "description", "strategies", "alphas", "seeds", "untrained", "keep_models"}
     extra = set(study) - allowed
     if extra:
         raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", "[study]")
@@ -232,6 +234,7 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         train=train,
         evals=[],
         description=str(study.get("description", "")),
+        keep_models=bool(study.get("keep_models", True)),
         path=path,
     )
     # Validate the training options once, with a stand-in cell, before anything runs.

@@ -254,13 +254,21 @@ class StudyRunner:
             )
             _append_row(results, row)
             done.add((cell.key, spec.name))
+        if cell.strategy != "untrained" and not self.config.keep_models:
+            # Every evaluation of the cell is recorded; a trained model is ~400 MB on disk.
+            shutil.rmtree(cell_dir / "train" / "model", ignore_errors=True)
 
     def _train(self, cell: Cell, train_dir: Path) -> dict[str, Any]:
         from langmix.training import Trainer
 
         summary_path = train_dir / "summary.json"
         if summary_path.exists():
-            return json.loads(summary_path.read_text(encoding="utf-8"))
+            if (train_dir / "model").is_dir():
+                return json.loads(summary_path.read_text(encoding="utf-8"))
+            # Finished once, model since deleted (keep_models = false), yet an evaluation is
+            # missing: train again; the same seed gives the same model on CPU.
+            self._say(f"{cell.key}: model was deleted; training it again")
+            shutil.rmtree(train_dir)
         args = self.config.train_arguments(cell, train_dir)
         args.resume = (train_dir / "config.json").exists()
         if args.resume:
