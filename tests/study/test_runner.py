@@ -173,3 +173,14 @@ def test_cli_study_and_report_errors_are_one_line(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "cannot read" in err and "Traceback" not in err
+
+
+def test_remaining_time_by_model_and_kind(tmp_path, data_dir):
+    from langmix.study.runner import estimate_remaining
+
+    cells = load_study_config(_config(tmp_path, data_dir)).cells()
+    # Cells: L1/untrained, L1/mono, L1/hybrid, second/untrained, second/mono, second/hybrid.
+    measured = {("L1", False): [10.0], ("L1", True): [30.0, 50.0]}
+    assert estimate_remaining(measured, cells[1:3]) == (80.0, True)
+    # The second model is not measured yet: costed as L1 (a lower bound), flagged inexact.
+    assert estimate_remaining(measured, cells[3:]) == (10.0 + 40.0 + 40.0, False)

@@ -105,6 +105,36 @@ def _repair_results(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _kind(cell: Cell) -> tuple[str, bool]:
+    return cell.model.label, cell.strategy != "untrained"
+
+
+def estimate_remaining(
+    durations: dict[tuple[str, bool], list[float]], cells: list[Cell]
+) -> tuple[float, bool]:
+    """Seconds left: each cell at the mean time of finished cells of its model and kind.
+
+    A model not reached yet is costed at the last measured model's time, a lower bound when
+    the grid runs from small to large models; the flag says whether every cell was measured.
+
+    Example:
+        >>> estimate_remaining({}, [])
+        (0.0, True)
+    """
+    total, exact = 0.0, True
+    last: dict[bool, float] = {}
+    for (_, trained), values in durations.items():
+        last[trained] = float(np.mean(values))
+    for cell in cells:
+        measured = durations.get(_kind(cell))
+        if measured:
+            total += float(np.mean(measured))
+        else:
+            exact = False
+            total += last.get(_kind(cell)[1], max(last.values(), default=0.0))
+    return total, exact
+
+
 def _cell_dir(out: Path, cell: Cell) -> Path:
     return out / "cells" / cell.key
 
@@ -196,7 +226,7 @@ class StudyRunner:
             f"sets; {skipped} cells already done, {len(todo)} to run"
         )
         failed: list[str] = []
-        durations: list[float] = []
+        durations: dict[tuple[str, bool], list[float]] = {}
         for number, cell in enumerate(todo, start=1):
             cell_started = time.perf_counter()
             try:
@@ -215,12 +245,13 @@ class StudyRunner:
                     },
                 )
                 self._say(f"cell {cell.key} FAILED: {type(exc).__name__}: {exc}")
-            durations.append(time.perf_counter() - cell_started)
-            left = len(todo) - number
-            eta = np.mean(durations) * left
+            took = time.perf_counter() - cell_started
+            durations.setdefault(_kind(cell), []).append(took)
+            left = todo[number:]
+            eta, exact = estimate_remaining(durations, left)
             self._say(
-                f"[{number + skipped}/{len(cells)}] {cell.key} in {durations[-1]:.0f} s; "
-                f"{left} left, about {eta / 60:.1f} min"
+                f"[{number + skipped}/{len(cells)}] {cell.key} in {took:.0f} s; "
+                f"{len(left)} left, {'about' if exact else 'at least'} {eta / 60:.1f} min"
             )
         self._build_report()
         wall = time.perf_counter() - started
