@@ -184,3 +184,49 @@ def test_remaining_time_by_model_and_kind(tmp_path, data_dir):
     assert estimate_remaining(measured, cells[1:3]) == (80.0, True)
     # The second model is not measured yet: costed as L1 (a lower bound), flagged inexact.
     assert estimate_remaining(measured, cells[3:]) == (10.0 + 40.0 + 40.0, False)
+
+
+def test_miracl_evaluation_set(tmp_path, data_dir, offline_cache):
+    """MIRACL in a study: real yo dev topics and qrels, a corpus written for the test."""
+    from langmix.data.miracl import load_miracl
+
+    yo = load_miracl("yo", "dev", data_dir=data_dir)
+    texts: dict[str, str] = {}
+    for qid, judged in yo.qrels.items():
+        for docid, grade in judged.items():
+            # A relevant passage restates its question; a non-relevant one is scrambled.
+            if grade > 0:
+                texts[docid] = yo.topics[qid]
+            else:
+                texts.setdefault(docid, f"{docid} {yo.topics[qid][::-1]}")
+    corpus = tmp_path / "yo.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"docid": d, "title": "", "text": t}) + "\n" for d, t in texts.items())
+    )
+    base = TINY.format(data_dir=data_dir, second="unused")
+    head = base[: base.index("[[models]]")].replace('["mono", "hybrid"]', '["mono"]')
+    train = base[base.index("[train]") : base.index("[[eval]]")]
+    path = tmp_path / "miracl.toml"
+    path.write_text(
+        head
+        + '[[models]]\nname = "offline:multilingual-e5-small@L1"\n\n'
+        + train
+        + f'[[eval]]\ndataset = "miracl"\nlanguages = ["yo"]\ncorpus = "{corpus}"\n'
+        + "query_max_length = 32\npassage_max_length = 32\n"
+    )
+    out = tmp_path / "out"
+    summary = run_study(path, out, show_progress=False)
+    assert not summary.failed
+    rows = read_results(out / RESULTS)
+    assert {(r["cell"], r["eval_set"]) for r in rows} == {
+        ("L1/untrained", "miracl:yo"),
+        ("L1/mono-s0", "miracl:yo"),
+    }
+    for row in rows:
+        assert row["eval_kind"] == "miracl"
+        per_query = np.load(out / row["per_query"])
+        assert len(per_query["query_ids"]) == len(yo.qrels)
+        for metric in ("ndcg@10", "recall@100", "map@100"):
+            assert headline(per_query, metric) == pytest.approx(row["metrics"][metric], abs=1e-12)
+        assert row["metrics"]["ndcg@10"] > 0.5  # relevant passages restate the question
+    assert "nDCG@10" in (out / "report.md").read_text()
