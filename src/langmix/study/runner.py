@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from langmix.data.lareqa import load_lareqa
-from langmix.data.pairs import ParallelPairs
 from langmix.data.records import LareqaDataset
 from langmix.study.config import Cell, EvalSpec, StudyConfig, load_study_config
 
@@ -200,13 +199,15 @@ class StudyRunner:
         return data
 
     def _heldout_ids(self, dataset: str) -> set[str]:
-        # Recompute the trainer's split: same data, languages, fraction and split seed.
+        # The trainer's own split (same loader, languages, fraction and split seed), so the
+        # held-out questions are exactly the ones no cell trained on.
+        from langmix.training.data import load_training_pairs, split_training_sets
+
         train = self.config.train
-        languages = train.get("languages")
-        pairs = ParallelPairs.from_lareqa(
-            load_lareqa(dataset, languages, data_dir=train.get("data_dir"))
+        pairs = load_training_pairs(dataset, train.get("languages"), data_dir=train.get("data_dir"))
+        _, (held_out,) = split_training_sets(
+            [pairs], train.get("validation_fraction", 0.1), train.get("split_seed", 0)
         )
-        _, held_out = pairs.split(train.get("validation_fraction", 0.1), train.get("split_seed", 0))
         return set(held_out.by_id)
 
     # -- the grid ----------------------------------------------------------------------
