@@ -9,7 +9,7 @@ DEMO_DIR ?= runs/demo
 DATA_DIR ?= $(LANGMIX_DATA_DIR)
 DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,20 @@ install: $(STAMP)
 demo: install
 	$(BIN)/langmix study --config configs/demo.toml --output-dir $(DEMO_DIR) $(DATA_FLAG)
 
+# Every benchmark in bench/ (about 15 minutes on 2 cores), then bench/README.md from the results.
+BENCH := cd bench && ../$(BIN)/python
+bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[bench]"
+	$(BENCH) bench_metrics.py
+	$(BENCH) bench_encode.py
+	$(BENCH) bench_train.py
+	$(BENCH) bench_growth.py
+	$(BENCH) bench_demo.py
+	$(BENCH) summarize.py
+
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 test: install lint
 	$(BIN)/pytest -q

@@ -97,15 +97,27 @@ def test_grid_rows_resume_and_failures(tmp_path, data_dir, offline_cache):
         # The row's headline numbers are the per-query file's, exactly.
         for metric, value in row["metrics"].items():
             assert headline(per_query, metric) == pytest.approx(value, abs=1e-12), metric
+        timing = row["timing"]
         if row["strategy"] == "untrained":
             assert row["seed"] is None and row["train_seconds"] is None
+            assert timing["train_wall_s"] is None
         else:
             assert row["train_set"] == "mlqa-r" and row["examples_per_s"] > 0
+            # Wall time of training covers its steps plus set-up, validation and saving.
+            assert timing["train_wall_s"] > timing["train_steps_s"] > 0
+        assert min(timing["load_s"], timing["encode_s"], timing["metrics_s"]) > 0
+        # The parts add up to the evaluation's wall time (write is the remainder).
+        parts = timing["encode_s"] + timing["metrics_s"] + timing["write_s"]
+        assert parts == pytest.approx(row["eval_seconds"], abs=2e-3)
+        assert timing["write_s"] >= 0
     hybrid = next(r for r in rows if r["strategy"] == "hybrid")
     assert hybrid["alpha"] == 0.5
     heldout = next(r for r in rows if r["eval_set"] == "mlqa-r:heldout")
     assert set(np.load(out / heldout["per_query"])["languages"]) == {"en", "de"}
     assert (out / "report.md").is_file()
+    (invocation,) = [json.loads(line) for line in (out / "timing.jsonl").read_text().splitlines()]
+    assert invocation["cells_run"] == 6
+    assert invocation["wall_s"] >= invocation["setup_s"] + invocation["cells_s"] > 0
     # keep_models = false: a fully evaluated cell keeps its logs, not its model or checkpoints.
     assert (out / "cells/L1/mono-s0/train/summary.json").is_file()
     assert not (out / "cells/L1/mono-s0/train/model").exists()

@@ -73,6 +73,10 @@ def test_train_writes_a_loadable_model_and_the_batch_record(tmp_path, data_dir, 
     log = _lines(out / "train_log.jsonl")
     validations = [r for r in log if "validation_loss" in r]
     assert [r["step"] for r in validations] == [2, 4]
+    # Wall-clock progress grows step by step and covers more than the steps alone.
+    elapsed = [r["elapsed_s"] for r in log if "loss" in r]
+    assert len(elapsed) == 4 and elapsed == sorted(elapsed) and elapsed[0] > 0
+    assert elapsed[-1] >= summary["train_seconds"] - 1e-3
     assert all(r["loss"] > 0 for r in log if "loss" in r)
 
     model = SentenceTransformer(str(out / "model"))

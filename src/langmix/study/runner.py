@@ -7,7 +7,10 @@ shared evaluation protocol and per-query outputs for paired statistics; the piec
 Layout of ``OUTPUT``::
 
     study.toml                      the configuration this directory belongs to
-    results.jsonl                   one row per (cell, evaluation set), appended atomically
+    results.jsonl                   one row per (cell, evaluation set), appended atomically;
+                                    ``timing`` in a row splits its cost (train, load, encode,
+                                    metrics, write)
+    timing.jsonl                    one line per invocation: setup, cells and report seconds
     failures.jsonl                  cells that failed, with the error (the grid goes on)
     cells/{label}/{strategy}[-a{alpha}]-s{seed}/train/   the langmix train run
     cells/{label}/.../{eval set}/per_query.npz, metrics.json
@@ -39,6 +42,8 @@ from langmix.study.config import Cell, EvalSpec, StudyConfig, load_study_config
 
 RESULTS = "results.jsonl"
 FAILURES = "failures.jsonl"
+# One line per invocation of the runner: where its wall time went (setup, cells, report).
+TIMING = "timing.jsonl"
 
 
 class StudyDirError(ValueError):
@@ -219,6 +224,7 @@ class StudyRunner:
         done = {(r["cell"], r["eval_set"]) for r in _repair_results(results)}
         for spec in self.config.evals:  # data problems surface before any training
             self.eval_dataset(spec)
+        setup_done = time.perf_counter()
         cells = self.config.cells()
         todo = [c for c in cells if any((c.key, e.name) not in done for e in self.config.evals)]
         skipped = len(cells) - len(todo)
@@ -254,8 +260,20 @@ class StudyRunner:
                 f"[{number + skipped}/{len(cells)}] {cell.key} in {took:.0f} s; "
                 f"{len(left)} left, {'about' if exact else 'at least'} {eta / 60:.1f} min"
             )
+        cells_done = time.perf_counter()
         self._build_report()
         wall = time.perf_counter() - started
+        _append_row(
+            self.out / TIMING,
+            {
+                "cells_run": len(todo),
+                "setup_s": round(setup_done - started, 3),
+                "cells_s": round(cells_done - setup_done, 3),
+                "report_s": round(time.perf_counter() - cells_done, 3),
+                "wall_s": round(wall, 3),
+                "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
         if failed:
             self._say(
                 f"{len(failed)} cell(s) failed (see {self.out / FAILURES}): {', '.join(failed)}"
@@ -268,16 +286,27 @@ class StudyRunner:
 
         cell_dir = _cell_dir(self.out, cell)
         train_summary: dict[str, Any] = {}
+        started = time.perf_counter()
+        if cell.strategy != "untrained":
+            train_summary = self._train(cell, cell_dir / "train")
+        trained = time.perf_counter()
         if cell.strategy == "untrained":
             model = load_model(cell.model.name)
         else:
-            train_summary = self._train(cell, cell_dir / "train")
             model = load_model(str(cell_dir / "train" / "model"))
         counts = count_parameters(model)
+        loaded = time.perf_counter()
         for spec in self.config.evals:
             if (cell.key, spec.name) in done:
                 continue
             row = self._evaluate(cell, spec, model, cell_dir / _safe(spec.name))
+            row["timing"].update(
+                # Training (model set-up, steps, validation, saving) is shared by every
+                # evaluation row of the cell and repeated on each.
+                train_wall_s=round(trained - started, 3) if train_summary else None,
+                train_steps_s=train_summary.get("train_seconds"),
+                load_s=round(loaded - trained, 3),
+            )
             row.update(
                 parameters={"total": counts.total, "non_embedding": counts.non_embedding},
                 train_seconds=train_summary.get("train_seconds"),
@@ -335,6 +364,9 @@ class StudyRunner:
         else:
             row.update(self._evaluate_lareqa(cell, spec, model, target, cache))
         row["eval_seconds"] = round(time.perf_counter() - started, 3)
+        row["timing"]["write_s"] = round(
+            row["eval_seconds"] - row["timing"]["encode_s"] - row["timing"]["metrics_s"], 3
+        )
         return row
 
     def _evaluate_lareqa(self, cell, spec, model, target, cache) -> dict[str, Any]:
@@ -347,6 +379,7 @@ class StudyRunner:
         )
 
         dataset: LareqaDataset = self.eval_dataset(spec)
+        started = time.perf_counter()
         embeddings = encode_lareqa(
             model,
             dataset,
@@ -357,7 +390,9 @@ class StudyRunner:
             cache=cache,
             show_progress=self.show_progress,
         )
+        encoded = time.perf_counter()
         result = score_lareqa(dataset, embeddings)
+        scored = time.perf_counter()
         write_json(target / "metrics.json", metrics_document(result, dataset, cell.model.name))
         save_per_query(result, dataset, target / "per_query.npz")
         return {
@@ -373,6 +408,10 @@ class StudyRunner:
             },
             "per_pair_map": {pair: values["map"] for pair, values in result.per_pair.items()},
             "per_query": str((target / "per_query.npz").relative_to(self.out)),
+            "timing": {
+                "encode_s": round(encoded - started, 3),
+                "metrics_s": round(scored - encoded, 3),
+            },
         }
 
     def _evaluate_miracl(self, cell, spec, model, target, cache) -> dict[str, Any]:
@@ -381,6 +420,7 @@ class StudyRunner:
         names = {"ndcg_cut_10": "ndcg@10", "recall_100": "recall@100", "map_cut_100": "map@100"}
         query_ids: list[str] = []
         values: dict[str, list[float]] = {n: [] for n in names.values()}
+        timing = {"encode_s": 0.0, "metrics_s": 0.0}
         for data in self.eval_dataset(spec):
             document = run_miracl_eval(
                 model,
@@ -394,6 +434,9 @@ class StudyRunner:
                 cache=cache,
                 show_progress=self.show_progress,
             )
+            timing["encode_s"] += document["timing"]["encode_s"]
+            # Search and trec-style scoring together are this set's metrics cost.
+            timing["metrics_s"] += document["timing"]["search_s"] + document["timing"]["metrics_s"]
             for qid, scores in document["per_query"].items():
                 query_ids.append(f"{data.language}/{qid}")
                 for trec_name, name in names.items():
@@ -408,6 +451,7 @@ class StudyRunner:
             "eval_kind": "miracl",
             "metrics": {name: float(np.mean(v)) for name, v in values.items()},
             "per_query": str(path.relative_to(self.out)),
+            "timing": {k: round(v, 3) for k, v in timing.items()},
         }
 
     def _build_report(self) -> None:
