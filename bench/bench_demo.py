@@ -34,10 +34,15 @@ from _common import REPO, data_dir, write_result
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(REPO / "configs" / "demo.toml"))
+    parser.add_argument(
+        "--keep", metavar="DIR", help="Study directory to keep (default: a temporary one)."
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "demo"
+        out = Path(args.keep) if args.keep else Path(tmp) / "demo"
+        if out.exists():
+            raise SystemExit(f"{out} exists; the benchmark needs a fresh study directory")
         env = dict(os.environ, LANGMIX_CACHE_DIR=str(Path(tmp) / "cache"))
         command = [
             sys.executable,
