@@ -37,3 +37,10 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("langmix-cache")
     offline_model_path(root)
     return root
+
+
+@pytest.fixture
+def offline_cache(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point langmix's cache (offline model, embeddings) at the session's test cache."""
+    monkeypatch.setenv("LANGMIX_CACHE_DIR", str(model_cache))
+    return model_cache

@@ -17,6 +17,9 @@ commands:
   study    run a scaling study (models x strategies x seeds), resumable, with a report
   report   rebuild a study's report.md and plots from its results.jsonl
   eval     evaluate a model on XQuAD-R, MLQA-R (LAReQA protocol) or MIRACL
+  encode-corpus  encode a JSONL corpus into resumable float16 shards (torchrun: N processes)
+  index    build a faiss index (flat, ivfpq, hnsw) from encoded shards
+  search   retrieve MIRACL topics from an index; write run.trec and metrics.json
   models   list the offline model family and its parameter counts
 
 Run 'langmix COMMAND --help' for a command's options.
@@ -72,6 +75,99 @@ def _study(argv: Sequence[str]) -> int:
     )
     print(f"wrote {args.output_dir}/results.jsonl and {args.output_dir}/report.md")
     return 1 if summary.failed else 0
+
+
+def _encode_corpus(argv: Sequence[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from langmix.evaluation.corpus import EncodeCorpusArguments, encode_corpus
+    from langmix.models import load_model
+
+    parser = HfArgumentParser(EncodeCorpusArguments, prog="langmix encode-corpus")
+    (args,) = parser.parse_args_into_dataclasses(list(argv))
+    device = None
+    if "LOCAL_RANK" in os.environ:
+        import torch
+
+        # One process per GPU under torchrun; CPU processes share the machine's cores.
+        if torch.cuda.is_available():
+            device = f"cuda:{os.environ['LOCAL_RANK']}"
+        else:
+            torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ["WORLD_SIZE"])))
+    model = load_model(args.model, device=device)
+    done = encode_corpus(
+        model,
+        args.corpus,
+        args.output_dir,
+        model_name=args.model,
+        shard_bytes=int(args.shard_mb * 2**20),
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        show_progress=args.progress,
+    )
+    rank = os.environ.get("RANK", "0")
+    print(
+        f"rank {rank}: {done['shards_encoded']} shards encoded ({done['rows']} passages, "
+        f"{done['seconds']:.1f} s), {done['shards_skipped']} already done"
+    )
+    return 0
+
+
+def _index(argv: Sequence[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from langmix.evaluation.index import IndexArguments, build_index
+
+    parser = HfArgumentParser(IndexArguments, prog="langmix index")
+    (args,) = parser.parse_args_into_dataclasses(list(argv))
+    document = build_index(
+        args.embeddings,
+        args.output_dir,
+        args.kind,
+        nlist=args.nlist,
+        pq_m=args.pq_m,
+        hnsw_m=args.hnsw_m,
+        train_size=args.train_size,
+        seed=args.seed,
+    )
+    print(
+        f"{document['factory']} over {document['rows']} passages in "
+        f"{document['build_seconds']:.1f} s ({document['index_bytes'] / 2**20:.1f} MiB)"
+    )
+    print(f"wrote {args.output_dir}/index.faiss")
+    return 0
+
+
+def _search(argv: Sequence[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from langmix.data.miracl import load_miracl
+    from langmix.evaluation.index import DenseIndex
+    from langmix.evaluation.retrieval import SearchArguments, search_miracl
+    from langmix.models import load_model
+
+    parser = HfArgumentParser(SearchArguments, prog="langmix search")
+    (args,) = parser.parse_args_into_dataclasses(list(argv))
+    data = load_miracl(args.language, args.split, data_dir=args.data_dir)
+    index = DenseIndex(args.index, nprobe=args.nprobe, ef_search=args.ef_search)
+    document = search_miracl(
+        load_model(args.model),
+        args.model,
+        data,
+        index,
+        args.output_dir,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        query_max_length=args.query_max_length,
+    )
+    m = document["metrics"]
+    print(
+        f"MIRACL {args.language} {args.split} ({document['n_queries']} topics, "
+        f"{document['n_passages']} passages): nDCG@10 {m['ndcg@10']:.4f}  "
+        f"Recall@100 {m['recall@100']:.4f}  MAP@100 {m['map@100']:.4f}"
+    )
+    print(f"wrote {args.output_dir}/run.trec and metrics.json")
+    return 0
 
 
 def _report(argv: Sequence[str]) -> int:
@@ -131,6 +227,9 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "study": _study,
     "report": _report,
     "eval": _eval,
+    "encode-corpus": _encode_corpus,
+    "index": _index,
+    "search": _search,
     "models": _models,
 }
 

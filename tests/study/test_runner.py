@@ -66,12 +66,6 @@ def _config(
     return path
 
 
-@pytest.fixture
-def offline_cache(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LANGMIX_CACHE_DIR", str(model_cache))
-    return model_cache
-
-
 def test_grid_rows_resume_and_failures(tmp_path, data_dir, offline_cache):
     # The second model does not exist: its cells fail, the first model's cells still finish.
     config = _config(tmp_path, data_dir, second="offline:no-such-model")

@@ -15,12 +15,6 @@ from langmix.training import OutputDirError, TrainArguments, Trainer, train
 MODEL = "offline:multilingual-e5-small@L1"
 
 
-@pytest.fixture
-def offline_cache(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LANGMIX_CACHE_DIR", str(model_cache))
-    return model_cache
-
-
 def _args(out: Path, data_dir: Path, **overrides) -> TrainArguments:
     settings = {
         "model": MODEL,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,26 @@ from langmix.evaluation.trec import evaluate_trec, write_run
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from langmix.evaluation.index import DenseIndex
+
 MIRACL_METRICS = ("ndcg_cut_10", "recall_100", "map_cut_100")
+
+
+@dataclass
+class SearchArguments:
+    """Arguments of ``langmix search``."""
+
+    model: str = field(metadata={"help": "The model that encoded the indexed passages."})
+    index: str = field(metadata={"help": "Index directory written by langmix index."})
+    language: str = field(metadata={"help": "MIRACL language of the topics."})
+    output_dir: str = field(metadata={"help": "Where run.trec and metrics.json go."})
+    split: str = field(default="dev", metadata={"help": "MIRACL split (dev or train)."})
+    data_dir: str | None = field(default=None, metadata={"help": "Local data directory."})
+    top_k: int = field(default=100, metadata={"help": "Passages retrieved per topic."})
+    nprobe: int = field(default=32, metadata={"help": "ivfpq: lists visited per query."})
+    ef_search: int = field(default=128, metadata={"help": "hnsw: search list size."})
+    batch_size: int = field(default=64, metadata={"help": "Query encoding batch size."})
+    query_max_length: int = field(default=64, metadata={"help": "Query truncation (tokens)."})
 
 
 def search(
@@ -104,8 +124,27 @@ def run_miracl_eval(
     encoded = time.perf_counter()
     scores, indices = search(query_emb, passage_emb, top_k)
     docids = [p.docid for p in data.corpus]
+    found = [[docids[j] for j in row if j >= 0] for row in indices]
+    return _score_miracl_run(
+        data, model_name, qids, scores, found, output, top_k, len(data.corpus), started, encoded
+    )
+
+
+def _score_miracl_run(
+    data: MiraclLanguage,
+    model_name: str,
+    qids: list[str],
+    scores: np.ndarray,
+    found: list[list[str]],
+    output: Path,
+    top_k: int,
+    n_passages: int,
+    started: float,
+    encoded: float,
+) -> dict[str, Any]:
+    """Write ``run.trec`` and ``metrics.json`` for retrieved ``found`` docids per query."""
     run = {
-        qid: {docids[j]: float(s) for j, s in zip(indices[i], scores[i], strict=True) if j >= 0}
+        qid: {docid: float(s) for docid, s in zip(found[i], scores[i], strict=False)}
         for i, qid in enumerate(qids)
     }
     searched = time.perf_counter()
@@ -117,7 +156,7 @@ def run_miracl_eval(
         "language": data.language,
         "split": data.split,
         "n_queries": len(qids),
-        "n_passages": len(data.corpus),
+        "n_passages": n_passages,
         "top_k": top_k,
         "metrics": {
             "ndcg@10": summary["ndcg_cut_10"],
@@ -133,3 +172,53 @@ def run_miracl_eval(
     }
     write_json(output / "metrics.json", document)
     return document
+
+
+def search_miracl(
+    model: SentenceTransformer,
+    model_name: str,
+    data: MiraclLanguage,
+    index: DenseIndex,
+    output_dir: str | os.PathLike[str],
+    *,
+    top_k: int = 100,
+    batch_size: int = 64,
+    query_max_length: int = 64,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """MIRACL topics against a prebuilt index (see ``langmix index``), scored like
+    :func:`run_miracl_eval`: ``run.trec`` and ``metrics.json`` in ``output_dir``.
+
+    Raises:
+        IndexDirError: If the index was built from another model's embeddings.
+
+    Example:
+        >>> sw = load_miracl("sw", data_dir="../shared/data")  # doctest: +SKIP
+        >>> search_miracl(model, "e5", sw, DenseIndex("index/sw"), "runs/sw")  # doctest: +SKIP
+    """
+    from langmix.evaluation.encoding import model_fingerprint
+    from langmix.evaluation.index import IndexDirError
+
+    if model_fingerprint(model) != index.fingerprint:
+        raise IndexDirError(
+            f"{index.directory} was built from passages encoded by another model "
+            f"({index.meta.get('model_name') or index.fingerprint}); queries and passages "
+            "must share the encoder"
+        )
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    qids = [qid for qid in data.topics if qid in data.qrels]
+    started = time.perf_counter()
+    query_emb = encode(
+        model,
+        [data.topics[q] for q in qids],
+        QUERY,
+        batch_size=batch_size,
+        max_seq_length=query_max_length,
+        show_progress=show_progress,
+    )
+    encoded = time.perf_counter()
+    scores, found = index.search(query_emb, top_k)
+    return _score_miracl_run(
+        data, model_name, qids, scores, found, output, top_k, len(index.ids), started, encoded
+    )
