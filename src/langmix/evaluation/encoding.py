@@ -11,6 +11,7 @@ while writing loses at most the shard being written and never corrupts earlier o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -170,7 +171,9 @@ def encode(
     missing = [k for k in unique if k not in found]
     if missing:
         previous = model.max_seq_length
-        model.max_seq_length = length
+        # A model without a token window (e.g. static embeddings) has nothing to truncate.
+        with contextlib.suppress(AttributeError):
+            model.max_seq_length = length
         try:
             fresh = model.encode(
                 [k.split("\x00", 1)[1] for k in missing],
@@ -181,7 +184,8 @@ def encode(
                 prompt="",  # the prompt is already in the text (it is part of the cache key)
             ).astype(np.float32)
         finally:
-            model.max_seq_length = previous
+            with contextlib.suppress(AttributeError):
+                model.max_seq_length = previous
         if cache is not None:
             cache.store(missing, fresh)
         found.update(zip(missing, fresh, strict=True))
