@@ -71,6 +71,7 @@ def test_200k_corpus_two_processes_index_search(tmp_path, static_model, big_corp
     emb_dir = tmp_path / "emb"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+        "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0",
         "-m", "langmix", "encode-corpus", "--model", str(static_model), "--corpus", str(corpus),
         "--output-dir", str(emb_dir), "--shard-mb", "2", "--batch-size", "2048",
         "--progress", "false",

@@ -1,7 +1,8 @@
 """Run by tests/training/test_ddp.py under ``torch.distributed.run`` with 2 CPU processes (gloo).
 
 Writes ``rank{R}.json`` into the output folder: the loss and gradient of a DDP step on this
-rank's slice of a fixed global batch, and what the sampler gave this rank for 300 steps.
+rank's slice of a fixed global batch (plain and with GradCache), and what the sampler gave
+this rank for 300 steps.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from langmix.training.gradcache import grad_cache_step
 from langmix.training.loss import InfoNCELoss
 
 
@@ -50,6 +52,23 @@ def main() -> None:
             "loss": float(reduced / world),
             "grad": encoder.weight.grad.tolist(),
         }
+        for chunk in (1, 3):
+            # GradCache under DDP: all but the last chunk's backward skip the all-reduce.
+            encoder = torch.nn.Linear(16, 16, bias=False)
+            with torch.no_grad():
+                encoder.weight.copy_(weight)
+            model = torch.nn.parallel.DistributedDataParallel(encoder)
+            loss_fn = InfoNCELoss(0.05, symmetric=symmetric)
+            grad_cache_step(
+                [queries[local], positives[local], negatives[local]],
+                lambda g, x, model=model: model(torch.stack(list(x))),
+                lambda q, p, n, loss_fn=loss_fn: loss_fn(q, p, items[local], n),
+                chunk,
+                no_sync=model.no_sync,
+            )
+            results[f"cached={chunk},symmetric={symmetric}"] = {
+                "grad": encoder.weight.grad.tolist()
+            }
 
     from langmix.data.lareqa import load_lareqa
     from langmix.data.pairs import ParallelPairs

@@ -45,6 +45,9 @@ def test_ddp_loss_and_gradient_equal_single_process(two_ranks, symmetric):
     for rank in two_ranks:
         assert rank[key]["loss"] == pytest.approx(float(loss.detach()), rel=1e-5)
         assert torch.allclose(torch.tensor(rank[key]["grad"]), encoder.weight.grad, atol=1e-5)
+        for chunk in (1, 3):
+            cached = torch.tensor(rank[f"cached={chunk},symmetric={symmetric}"]["grad"])
+            assert torch.allclose(cached, encoder.weight.grad, atol=1e-5), chunk
 
 
 def test_ranks_share_batch_type_and_never_an_item(two_ranks):
@@ -89,3 +92,60 @@ def test_langmix_train_under_torchrun(tmp_path, data_dir, model_cache):
     from sentence_transformers import SentenceTransformer
 
     assert SentenceTransformer(str(out / "model")).encode(["query: x"]).shape == (1, 384)
+
+
+def _torchrun_train(out: Path, data_dir: Path, model_cache: Path, *extra: str):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LANGMIX_CACHE_DIR": str(model_cache)}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+        "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0",
+        "-m", "langmix", "train", "--model", "offline:multilingual-e5-small@L1",
+        "--train", "mlqa-r", "--languages", "en,de,es", "--data-dir", str(data_dir),
+        "--sampling", "hybrid", "--batch-size", "8", "--max-steps", "16", "--seed", "5",
+        "--output-dir", str(out), "--log-batches", "--freeze-embeddings",
+        "--query-max-length", "16", "--passage-max-length", "32", "--save-steps", "2",
+        "--eval-steps", "8", "--logging-steps", "1", "--gradient-cache-chunk", "3", *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def test_ddp_checkpoint_resume_after_sigkill(tmp_path, data_dir, model_cache):
+    import signal
+    import time
+
+    from safetensors.torch import load_file
+
+    whole = tmp_path / "whole"
+    run = _torchrun_train(whole, data_dir, model_cache)
+    _, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err[-3000:]
+
+    # Kill the launcher and both workers (SIGKILL: no cleanup) once step 4 is checkpointed.
+    broken = tmp_path / "broken"
+    run = _torchrun_train(broken, data_dir, model_cache)
+    deadline = time.monotonic() + 600
+    while not (broken / "checkpoints" / "step-4").is_dir():
+        assert run.poll() is None, run.stderr.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert not (broken / "model").exists()
+
+    run = _torchrun_train(broken, data_dir, model_cache, "--resume")
+    _, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err[-3000:]
+    a = load_file(whole / "model" / "model.safetensors")
+    b = load_file(broken / "model" / "model.safetensors")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key  # bit-identical on CPU
+
+    def lines(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    assert lines(whole / "batches.jsonl") == lines(broken / "batches.jsonl")
+    losses = [(r["step"], r.get("loss")) for r in lines(whole / "train_log.jsonl")]
+    assert losses == [(r["step"], r.get("loss")) for r in lines(broken / "train_log.jsonl")]

@@ -83,6 +83,13 @@ class TrainArguments:
         default=False,
         metadata={"help": "Freeze the word embeddings (saves much of a CPU step)."},
     )
+    gradient_cache_chunk: int | None = field(
+        default=None,
+        metadata={
+            "help": "GradCache: embed the batch this many texts at a time (same gradients, "
+            "activation memory of one chunk); default off."
+        },
+    )
     mixed_precision: str = field(default="no", metadata={"help": "no, bf16 or fp16 (GPU)."})
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint."})
     overwrite_output_dir: bool = field(
@@ -113,6 +120,10 @@ class TrainArguments:
             raise ValueError(f"--epochs must be positive, got {self.epochs}")
         if self.batch_size < 2:
             raise ValueError(f"--batch-size must be at least 2, got {self.batch_size}")
+        if self.gradient_cache_chunk is not None and self.gradient_cache_chunk < 1:
+            raise ValueError(
+                f"--gradient-cache-chunk must be positive, got {self.gradient_cache_chunk}"
+            )
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(
                 f"--validation-fraction must be in [0, 1), got {self.validation_fraction}"

@@ -379,6 +379,40 @@ class Trainer:
             q.float(), p.float(), items, None if negatives is None else negatives.float()
         )
 
+    def _cached_batch_loss(
+        self, model, st_model, batch: Batch, table: ExampleTable
+    ) -> torch.Tensor:
+        """The batch's loss with its gradients accumulated by GradCache (already backward)."""
+        from langmix.training.gradcache import grad_cache_step
+
+        examples = [table.example(int(c)) for c in batch.shard(self.rank, self.world_size)]
+        items = torch.tensor([e.item for e in examples], device=self.accelerator.device)
+        groups = [[e.query for e in examples], [e.positive for e in examples]]
+        kinds = [("query", self.args.query_max_length), ("passage", self.args.passage_max_length)]
+        if self.args.hard_negatives:
+            groups.append([n for e in examples for n in e.negatives[: self.args.hard_negatives]])
+            kinds.append(("passage", self.args.passage_max_length))
+
+        def embed(group: int, texts) -> torch.Tensor:
+            kind, length = kinds[group]
+            with self.accelerator.autocast():
+                return self._embed(model, st_model, list(texts), kind, length)
+
+        def loss_of(q, p, negatives=None) -> torch.Tensor:
+            return self.loss_fn(
+                q.float(), p.float(), items, None if negatives is None else negatives.float()
+            )
+
+        return grad_cache_step(
+            groups,
+            embed,
+            loss_of,
+            self.args.gradient_cache_chunk,
+            backward=self.accelerator.backward,
+            no_sync=lambda: self.accelerator.no_sync(model),
+            device=self.accelerator.device,
+        )
+
     def train(self) -> dict[str, Any]:
         """Run (or resume) training; returns the summary also written to ``summary.json``."""
         from tqdm.auto import tqdm
@@ -415,8 +449,11 @@ class Trainer:
         loop_started = time.perf_counter()
         for batch in self.sampler.batches(state.step, self.total_steps):
             started = time.perf_counter()
-            loss = self._batch_loss(model, st_model, batch, self.sampler.table)
-            accelerator.backward(loss)
+            if self.args.gradient_cache_chunk:
+                loss = self._cached_batch_loss(model, st_model, batch, self.sampler.table)
+            else:
+                loss = self._batch_loss(model, st_model, batch, self.sampler.table)
+                accelerator.backward(loss)
             if self.args.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
             optimizer.step()
