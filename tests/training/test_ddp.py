@@ -149,3 +149,24 @@ def test_ddp_checkpoint_resume_after_sigkill(tmp_path, data_dir, model_cache):
     assert lines(whole / "batches.jsonl") == lines(broken / "batches.jsonl")
     losses = [(r["step"], r.get("loss")) for r in lines(whole / "train_log.jsonl")]
     assert losses == [(r["step"], r.get("loss")) for r in lines(broken / "train_log.jsonl")]
+
+
+def test_langmix_train_under_accelerate_launch(tmp_path, data_dir, model_cache):
+    # `accelerate launch --multi_gpu` starts torchrun workers; on a CPU machine they train
+    # over gloo, which is how this runs in CI.
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LANGMIX_CACHE_DIR": str(model_cache)}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+        "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "--main_process_port", "0",
+        "-m", "langmix", "train", "--model", "offline:multilingual-e5-small@L1",
+        "--train", "mlqa-r", "--languages", "en,de,es", "--data-dir", str(data_dir),
+        "--sampling", "hybrid", "--batch-size", "8", "--max-steps", "2",
+        "--output-dir", str(out), "--freeze-embeddings", "--gradient-cache-chunk", "2",
+        "--query-max-length", "16", "--passage-max-length", "32",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("trained 2 steps") == 1
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2

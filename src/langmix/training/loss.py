@@ -22,14 +22,19 @@ def _distributed() -> bool:
 def gather_with_grad(tensor: Tensor) -> Tensor:
     """Concatenate ``tensor`` from every rank along dim 0, keeping the local part's gradient.
 
-    ``torch.distributed.nn.functional.all_gather`` is autograd-aware: its backward sums the
-    gradients that every rank's loss sends to this rank's slice. Outside DDP it is the identity.
+    The gather is autograd-aware: its backward sums the gradients that every rank's loss
+    sends to this rank's slice (a reduce-scatter). Outside DDP it is the identity.
     """
     if not _distributed() or torch.distributed.get_world_size() == 1:
         return tensor
-    from torch.distributed.nn.functional import all_gather
+    try:  # torch >= 2.10: functional collectives carry autograd themselves
+        from torch.distributed._functional_collectives import all_gather_single
 
-    return torch.cat(all_gather(tensor.contiguous()), dim=0)
+        return all_gather_single(tensor.contiguous(), 0, torch.distributed.group.WORLD)
+    except ImportError:  # pragma: no cover - older torch
+        from torch.distributed.nn.functional import all_gather
+
+        return torch.cat(all_gather(tensor.contiguous()), dim=0)
 
 
 def gather_ids(tensor: Tensor) -> Tensor:
