@@ -156,6 +156,43 @@ def _fail(path: Path, problem: str, record: str | None = None) -> DataError:
     return DataError(path, problem, record=record)
 
 
+# What each scalar key must hold. TOML is typed, but a value of the wrong type would otherwise
+# surface as a TypeError deep inside training; bool is excluded where a number is meant.
+_NUMBER = (int, float)
+_STUDY_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "description": (str,),
+    "untrained": (bool,),
+    "keep_models": (bool,),
+}
+_EVAL_TYPES: dict[str, tuple[type, ...]] = {
+    "dataset": (str,),
+    "split": (str,),
+    "articles": (int,),
+    "with_context": (bool,),
+    "query_max_length": (int,),
+    "passage_max_length": (int,),
+    "batch_size": (int,),
+    "corpus": (str,),
+    "top_k": (int,),
+}
+
+
+def _check_type(path: Path, where: str, key: str, value: Any, types: tuple[type, ...]) -> None:
+    wrong_bool = isinstance(value, bool) and bool not in types
+    if wrong_bool or not isinstance(value, types):
+        expected = " or ".join(t.__name__ for t in types)
+        raise _fail(path, f"{key} must be a {expected}, got {value!r}", where)
+
+
+def _check_list(path: Path, where: str, key: str, value: Any, types: tuple[type, ...]) -> list:
+    if not isinstance(value, list) or not value:
+        raise _fail(path, f"{key} must be a non-empty list, got {value!r}", where)
+    for item in value:
+        _check_type(path, where, f"each of {key}", item, types)
+    return value
+
+
 def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     """Read and validate a study TOML file (layout in the module docstring).
 
@@ -168,6 +205,8 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise _fail(path, f"cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise _fail(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise _fail(path, f"not valid TOML: {exc}") from exc
     unknown = set(raw) - {"study", "models", "train", "eval"}
@@ -180,28 +219,36 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     extra = set(study) - allowed
     if extra:
         raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", "[study]")
-    strategies = list(study.get("strategies", list(STRATEGIES)))
+    for key, types in _STUDY_TYPES.items():
+        if key in study:
+            _check_type(path, "[study]", key, study[key], types)
+    strategies = _check_list(
+        path, "[study]", "strategies", study.get("strategies", list(STRATEGIES)), (str,)
+    )
     bad = [s for s in strategies if s not in STRATEGIES]
-    if bad or not strategies:
-        raise _fail(
-            path,
-            f"strategies must be among {', '.join(STRATEGIES)}, got {bad or strategies}",
-            "[study]",
-        )
-    alphas = [float(a) for a in study.get("alphas", [0.5])]
-    if any(not 0 <= a <= 1 for a in alphas) or not alphas:
+    if bad:
+        raise _fail(path, f"strategies must be among {', '.join(STRATEGIES)}, got {bad}", "[study]")
+    alphas = [
+        float(a)
+        for a in _check_list(path, "[study]", "alphas", study.get("alphas", [0.5]), _NUMBER)
+    ]
+    if any(not 0 <= a <= 1 for a in alphas):
         raise _fail(path, f"alphas must be in [0, 1], got {alphas}", "[study]")
-    seeds = study.get("seeds", [0])
-    if not seeds or not all(isinstance(s, int) for s in seeds):
-        raise _fail(path, f"seeds must be a non-empty list of integers, got {seeds}", "[study]")
+    seeds = _check_list(path, "[study]", "seeds", study.get("seeds", [0]), (int,))
 
     models_raw = raw.get("models")
     if not isinstance(models_raw, list) or not models_raw:
         raise _fail(path, "at least one [[models]] entry is required")
     models = []
     for number, entry in enumerate(models_raw, start=1):
+        where = f"[[models]] #{number}"
         if not isinstance(entry, dict) or "name" not in entry:
-            raise _fail(path, "each [[models]] entry needs a name", f"[[models]] #{number}")
+            raise _fail(path, "each [[models]] entry needs a name", where)
+        extra = set(entry) - {"name", "label"}
+        if extra:
+            raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", where)
+        for key in entry:
+            _check_type(path, where, key, entry[key], (str,))
         name = entry["name"]
         label = entry.get("label") or (
             name.rsplit("@", 1)[1] if "@" in name else name.split("/")[-1]
@@ -211,7 +258,11 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     if len(set(labels)) != len(labels):
         raise _fail(path, f"model labels must be distinct, got {labels}", "[[models]]")
 
+    if not isinstance(raw.get("train", {}), dict):
+        raise _fail(path, "[train] must be a table", "[train]")
     train = dict(raw.get("train", {}))
+    if "train" in train:
+        _check_list(path, "[train]", "train", train["train"], (str,))
     known = {f.name for f in fields(TrainArguments)}
     wrong = set(train) - known
     if wrong:
@@ -254,9 +305,17 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         extra = set(entry) - eval_fields
         if extra:
             raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", where)
+        for key, types in _EVAL_TYPES.items():
+            if key in entry:
+                _check_type(path, where, key, entry[key], types)
+        for key in ("articles", "query_max_length", "passage_max_length", "batch_size", "top_k"):
+            if key in entry and entry[key] < 1:
+                raise _fail(path, f"{key} must be positive, got {entry[key]}", where)
         values = dict(entry)
         if "languages" in values:
-            values["languages"] = tuple(values["languages"])
+            values["languages"] = tuple(
+                _check_list(path, where, "languages", values["languages"], (str,))
+            )
         spec = EvalSpec(**values)
         if spec.dataset not in ("xquad-r", "mlqa-r", "miracl"):
             raise _fail(
