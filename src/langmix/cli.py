@@ -260,6 +260,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, DataUnavailableError, ValueError) as exc:
         print(f"langmix {argv[0]}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        from langmix.outputs import is_disk_error
+
+        if not is_disk_error(exc):
+            raise
+        # Finished work is safe: every output is written atomically; rerunning resumes.
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        print(
+            f"langmix {argv[0]}: error: {exc.strerror or exc}{where}; finished results are "
+            "intact, free the disk and rerun the same command to continue",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"langmix {argv[0]}: interrupted", file=sys.stderr)
         return 130

@@ -36,6 +36,7 @@ import numpy as np
 from langmix.data.errors import DataError
 from langmix.data.miracl import Passage
 from langmix.evaluation.encoding import PASSAGE, encode, model_fingerprint
+from langmix.outputs import ensure_writable
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -182,7 +183,7 @@ def _claim(out: Path, manifest: dict[str, Any], rank: int) -> None:
             )
         return
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        ensure_writable(out)
         _write_atomic(path, json.dumps(manifest, indent=2).encode("utf-8"))
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from langmix.evaluation.corpus import CorpusEmbeddings
+from langmix.outputs import ensure_writable
 
 INDEX_KINDS = ("flat", "ivfpq", "hnsw")
 
@@ -117,6 +118,7 @@ def build_index(
     """
     import faiss
 
+    ensure_writable(output_dir)  # before a build that may take hours
     emb = CorpusEmbeddings(embeddings)
     ids = emb.ids()
     factory, params = _factory(kind, emb.dim, len(ids), nlist, pq_m, hnsw_m)

@@ -25,7 +25,9 @@ def run_eval(args: EvalArguments, *, show_progress: bool = True) -> dict[str, An
         >>> doc["map"]["multi"]  # doctest: +SKIP
     """
     from langmix.models import load_model
+    from langmix.outputs import ensure_writable
 
+    ensure_writable(args.output_dir)  # before any encoding, not after it
     dataset = args.dataset.lower()
     # Load data before the model: a data problem should surface in a second, not after the
     # model has been built.

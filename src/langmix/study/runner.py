@@ -38,6 +38,7 @@ import numpy as np
 
 from langmix.data.lareqa import load_lareqa
 from langmix.data.records import LareqaDataset
+from langmix.outputs import ensure_writable, is_disk_error
 from langmix.study.config import Cell, EvalSpec, StudyConfig, load_study_config
 
 RESULTS = "results.jsonl"
@@ -165,7 +166,7 @@ class StudyRunner:
 
     # -- setup -------------------------------------------------------------------------
     def _claim_output_dir(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
+        ensure_writable(self.out)
         copy = self.out / "study.toml"
         source = self.config.path.read_text(encoding="utf-8") if self.config.path else ""
         if copy.exists():
@@ -240,18 +241,12 @@ class StudyRunner:
                 self._run_cell(cell, done, results)
             except KeyboardInterrupt:
                 raise
+            except OSError as exc:
+                if is_disk_error(exc):
+                    raise  # a full or read-only disk fails every cell: stop, nothing is lost
+                self._record_failure(cell, exc, failed)
             except Exception as exc:  # one cell's failure must not cost the others
-                failed.append(cell.key)
-                _append_row(
-                    self.out / FAILURES,
-                    {
-                        "cell": cell.key,
-                        "error": f"{type(exc).__name__}: {exc}",
-                        "traceback": traceback.format_exc(),
-                        "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                    },
-                )
-                self._say(f"cell {cell.key} FAILED: {type(exc).__name__}: {exc}")
+                self._record_failure(cell, exc, failed)
             took = time.perf_counter() - cell_started
             durations.setdefault(_kind(cell), []).append(took)
             left = todo[number:]
@@ -279,6 +274,19 @@ class StudyRunner:
                 f"{len(failed)} cell(s) failed (see {self.out / FAILURES}): {', '.join(failed)}"
             )
         return StudySummary(len(cells), len(todo) - len(failed), skipped, failed, wall)
+
+    def _record_failure(self, cell: Cell, exc: BaseException, failed: list[str]) -> None:
+        failed.append(cell.key)
+        _append_row(
+            self.out / FAILURES,
+            {
+                "cell": cell.key,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+                "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        self._say(f"cell {cell.key} FAILED: {type(exc).__name__}: {exc}")
 
     def _run_cell(self, cell: Cell, done: set[tuple[str, str]], results: Path) -> None:
         from langmix.models import load_model

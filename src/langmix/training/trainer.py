@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from langmix.outputs import ensure_writable
 from langmix.sampling.examples import ExampleTable, TrainingSet
 from langmix.sampling.sampler import Batch, LanguageBatchSampler
 from langmix.training.arguments import NON_SHAPING, TrainArguments
@@ -419,6 +420,8 @@ class Trainer:
 
         accelerator = self.accelerator
         self.out.mkdir(parents=True, exist_ok=True)
+        if accelerator.is_main_process:
+            ensure_writable(self.out)
         resume_from = self._prepare_output_dir()
         st_model, parameters = self._load_model()
         optimizer, scheduler = self._optimizer(st_model)
