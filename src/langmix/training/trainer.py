@@ -63,6 +63,9 @@ class TrainerState:
     examples_seen: int = 0
     stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
+    # The logging window in progress, so a resumed run logs the same averaged losses.
+    window_loss: float = 0.0
+    window_steps: int = 0
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
@@ -434,6 +437,10 @@ class Trainer:
                 _truncate_jsonl(self.out / "train_log.jsonl", state.step)
                 _truncate_jsonl(self.out / "batches.jsonl", state.step)
                 print(f"Resuming from {resume_from} (step {state.step} of {self.total_steps})")
+        elif self.args.resume and accelerator.is_main_process:
+            # Killed before the first checkpoint: start over, dropping what lost steps logged.
+            _truncate_jsonl(self.out / "train_log.jsonl", 0)
+            _truncate_jsonl(self.out / "batches.jsonl", 0)
         if accelerator.is_main_process:
             _write_json(self.out / "config.json", self.config_document(parameters))
         accelerator.wait_for_everyone()
@@ -447,7 +454,7 @@ class Trainer:
             disable=not (self.show_progress and accelerator.is_main_process),
             unit="step",
         )
-        window_loss, window_steps, window_seconds = 0.0, 0, 0.0
+        window_seconds, timed_steps = 0.0, 0  # this process's share of the window, for the rate
         model.train()
         loop_started = time.perf_counter()
         for batch in self.sampler.batches(state.step, self.total_steps):
@@ -467,20 +474,21 @@ class Trainer:
             step_seconds = time.perf_counter() - started
             state.train_seconds += step_seconds
             window_seconds += step_seconds
+            timed_steps += 1
             loss_value = float(accelerator.reduce(loss.detach(), reduction="mean"))
-            window_loss += loss_value
-            window_steps += 1
+            state.window_loss += loss_value
+            state.window_steps += 1
             if accelerator.is_main_process and self.args.log_batches:
                 self._log_batch(batches_path, batch, state.step)
             progress.update(1)
             if state.step % self.args.logging_steps == 0 or state.step == self.total_steps:
                 # Throughput of the training steps themselves (tokenization, forward,
                 # backward, optimizer), not of validation or checkpoint writing.
-                rate = window_steps * self.args.batch_size / window_seconds
+                rate = timed_steps * self.args.batch_size / window_seconds
                 record = {
                     "step": state.step,
                     "epoch": round(state.step / self.sampler.steps_per_epoch, 4),
-                    "loss": round(window_loss / window_steps, 6),
+                    "loss": round(state.window_loss / state.window_steps, 6),
                     "learning_rate": scheduler.get_last_lr()[0],
                     "examples_per_s": round(rate, 3),
                     # Wall clock since this process entered the loop: everything included
@@ -490,7 +498,8 @@ class Trainer:
                 progress.set_postfix(loss=f"{record['loss']:.4f}", ex_s=f"{rate:.1f}")
                 if accelerator.is_main_process:
                     _append_jsonl(log_path, record)
-                window_loss, window_steps, window_seconds = 0.0, 0, 0.0
+                state.window_loss, state.window_steps = 0.0, 0
+                window_seconds, timed_steps = 0.0, 0
             if self.validation_batches and (
                 state.step % self.eval_steps == 0 or state.step == self.total_steps
             ):

@@ -1,0 +1,173 @@
+"""SIGKILL at random moments, then rerun: nothing finished is lost or duplicated and the final
+numbers equal an uninterrupted run's, bit for bit (CPU).
+
+The kill times are drawn from a seeded generator (``LANGMIX_KILL_SEED``, default 0) as
+fractions of the uninterrupted run's wall time, so a failure can be replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SEED = int(os.environ.get("LANGMIX_KILL_SEED", "0"))
+KILLS = 2
+
+
+def _start(args: list[str], cache: Path) -> subprocess.Popen:
+    env = {**os.environ, "LANGMIX_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "2"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "langmix", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _run(args: list[str], cache: Path) -> float:
+    started = time.monotonic()
+    process = _start(args, cache)
+    _, err = process.communicate(timeout=900)
+    assert process.returncode == 0, err[-3000:]
+    return time.monotonic() - started
+
+
+def _kill_at_random_moments(args: list[str], cache: Path, duration: float) -> list[float]:
+    rng = random.Random(SEED)
+    moments = []
+    for _ in range(KILLS):
+        process = _start(args, cache)
+        moment = rng.uniform(0.15, 0.85) * duration
+        try:
+            process.wait(timeout=moment)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            moments.append(round(moment, 2))
+        else:
+            assert process.returncode == 0, process.stderr.read()[-3000:]
+    return moments
+
+
+STUDY = """
+[study]
+name = "sigkill"
+strategies = ["hybrid"]
+seeds = [0]
+keep_models = false
+
+[[models]]
+name = "offline:multilingual-e5-small@L1"
+
+[train]
+max_steps = 8
+batch_size = 8
+languages = ["en", "de", "es"]
+save_steps = 2
+eval_steps = 4
+query_max_length = 16
+passage_max_length = 24
+freeze_embeddings = true
+
+[[eval]]
+dataset = "xquad-r"
+articles = 2
+languages = ["en", "de", "es"]
+with_context = false
+query_max_length = 16
+passage_max_length = 24
+
+"""
+
+
+def test_study_killed_at_random_moments(tmp_path, data_dir, model_cache):
+    config = tmp_path / "study.toml"
+    config.write_text(STUDY)
+
+    def args(out: Path) -> list[str]:
+        return ["study", "--config", str(config), "--output-dir", str(out),
+                "--data-dir", str(data_dir), "--progress", "false"]  # fmt: skip
+
+    # Separate embedding caches: the killed run must not reuse the reference's embeddings.
+    duration = _run(args(tmp_path / "whole"), tmp_path / "cache-whole")
+    _copy_models(model_cache, tmp_path)
+    moments = _kill_at_random_moments(
+        args(tmp_path / "killed"), tmp_path / "cache-killed", duration
+    )
+    _run(args(tmp_path / "killed"), tmp_path / "cache-killed")
+    assert moments, "no kill landed before the run finished"
+
+    def rows(out: Path) -> dict[tuple[str, str], dict]:
+        lines = (out / "results.jsonl").read_text().splitlines()
+        parsed = [json.loads(line) for line in lines]  # every line whole
+        keyed = {(r["cell"], r["eval_set"]): r for r in parsed}
+        assert len(keyed) == len(parsed), "a row was written twice"
+        return keyed
+
+    whole, killed = rows(tmp_path / "whole"), rows(tmp_path / "killed")
+    assert whole.keys() == killed.keys() and len(whole) == 2
+    for key, row in whole.items():
+        assert killed[key]["metrics"] == row["metrics"], (key, moments)
+        a = np.load(tmp_path / "whole" / row["per_query"])
+        b = np.load(tmp_path / "killed" / killed[key]["per_query"])
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name])
+
+
+def _copy_models(model_cache: Path, tmp_path: Path) -> None:
+    # Both caches need the converted offline model; copy it rather than convert twice.
+    import shutil
+
+    for name in ("cache-whole", "cache-killed"):
+        target = tmp_path / name
+        if not (target / "models").exists():
+            shutil.copytree(model_cache / "models", target / "models", dirs_exist_ok=True)
+
+
+@pytest.fixture
+def caches(tmp_path, model_cache):
+    _copy_models(model_cache, tmp_path)
+    return tmp_path
+
+
+def test_train_killed_at_random_moments(tmp_path, data_dir, caches):
+    from safetensors.torch import load_file
+
+    def args(out: Path, *extra: str) -> list[str]:
+        return ["train", "--model", "offline:multilingual-e5-small@L1", "--train", "mlqa-r",
+                "--languages", "en,de,es", "--data-dir", str(data_dir), "--sampling", "hybrid",
+                "--batch-size", "8", "--max-steps", "16", "--save-steps", "2", "--eval-steps", "4",
+                "--logging-steps", "3",
+                "--query-max-length", "16", "--passage-max-length", "24", "--log-batches",
+                "--output-dir", str(out), *extra]  # fmt: skip
+
+    duration = _run(args(tmp_path / "whole"), tmp_path / "cache-whole")
+    rng_moments = _kill_at_random_moments(
+        args(tmp_path / "killed", "--resume"), tmp_path / "cache-killed", duration
+    )
+    _run(args(tmp_path / "killed", "--resume"), tmp_path / "cache-killed")
+    assert rng_moments
+    a = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
+    for key in a:
+        assert torch.equal(a[key], b[key]), (key, rng_moments)
+    for name in ("batches.jsonl", "train_log.jsonl"):
+        whole = [json.loads(x) for x in (tmp_path / "whole" / name).read_text().splitlines()]
+        killed = [json.loads(x) for x in (tmp_path / "killed" / name).read_text().splitlines()]
+        if name == "train_log.jsonl":  # wall-clock fields differ, the numbers must not
+            for row in whole + killed:
+                row.pop("examples_per_s", None)
+                row.pop("elapsed_s", None)
+        assert whole == killed, name
