@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from judged_corpus import judged_passages
 
 from langmix.data.errors import DataError
 from langmix.evaluation.corpus import (
@@ -74,13 +75,7 @@ def corpus(tmp_path: Path, data_dir: Path):
     from langmix.data.miracl import load_miracl
 
     yo = load_miracl("yo", "dev", data_dir=data_dir)
-    passages, seen = [], set()
-    for qid, judged in yo.qrels.items():
-        for docid, grade in judged.items():
-            if docid not in seen:
-                seen.add(docid)
-                text = yo.topics[qid] if grade > 0 else f"{docid} {yo.topics[qid][::-1]}"
-                passages.append((docid, "", text))
+    passages = [(r["docid"], r["title"], r["text"]) for r in judged_passages(yo)]
     return yo, _write_corpus(tmp_path / "yo.jsonl", passages)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from judged_corpus import judged_passages
 
 from langmix.cli import main as langmix
 
@@ -46,13 +47,7 @@ def big_corpus(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     from langmix.data.miracl import load_miracl
 
     yo = load_miracl("yo", "dev", data_dir=data_dir)
-    rows, seen = [], set()
-    for qid, judged in yo.qrels.items():
-        for docid, grade in judged.items():
-            if docid not in seen:
-                seen.add(docid)
-                text = yo.topics[qid] if grade > 0 else f"{yo.topics[qid][::-1]} {docid}"
-                rows.append({"docid": docid, "title": "", "text": text})
+    rows = judged_passages(yo)
     vocabulary = np.array(" ".join(yo.topics.values()).split())
     rng = np.random.default_rng(0)
     words = rng.choice(vocabulary, size=(N_PASSAGES - len(rows), 10))

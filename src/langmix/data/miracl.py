@@ -131,6 +131,25 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
+def parse_corpus_line(path: Path, where: str, line: str) -> Passage:
+    """One corpus line as a :class:`Passage`; a DataError names ``path`` and ``where``."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not valid JSON: {exc.msg}", record=where) from exc
+    if not isinstance(row, dict):
+        raise DataError(path, "expected a JSON object", record=where)
+    for key in ("docid", "text"):
+        if not isinstance(row.get(key), str):
+            raise DataError(path, f"missing or non-string field {key!r}", record=where)
+    docid, text = row["docid"], row["text"]
+    if not text.strip():
+        raise DataError(path, f"empty text for docid {docid!r}", record=where)
+    if "\n" in docid:  # docids are written one per line (run files, id maps)
+        raise DataError(path, f"docid {docid!r} contains a newline", record=where)
+    return Passage(docid, str(row.get("title") or ""), text)
+
+
 def read_corpus(path: str | os.PathLike[str]) -> list[Passage]:
     """Read a JSONL corpus, one ``{"docid", "title", "text"}`` object per line.
 
@@ -146,22 +165,11 @@ def read_corpus(path: str | os.PathLike[str]) -> list[Passage]:
     seen: set[str] = set()
     for number, line in _lines(path):
         where = f"line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"not valid JSON: {exc.msg}", record=where) from exc
-        if not isinstance(row, dict):
-            raise DataError(path, "expected a JSON object", record=where)
-        for key in ("docid", "text"):
-            if not isinstance(row.get(key), str):
-                raise DataError(path, f"missing or non-string field {key!r}", record=where)
-        docid, text, title = row["docid"], row["text"], row.get("title") or ""
-        if not text.strip():
-            raise DataError(path, f"empty text for docid {docid!r}", record=where)
-        if docid in seen:
-            raise DataError(path, f"docid {docid!r} appears twice", record=where)
-        seen.add(docid)
-        passages.append(Passage(docid, str(title), text))
+        passage = parse_corpus_line(path, where, line)
+        if passage.docid in seen:
+            raise DataError(path, f"docid {passage.docid!r} appears twice", record=where)
+        seen.add(passage.docid)
+        passages.append(passage)
     if not passages:
         raise DataError(path, "the corpus is empty")
     return passages

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from langmix.data.errors import DataError
-from langmix.data.miracl import Passage
+from langmix.data.miracl import Passage, parse_corpus_line
 from langmix.evaluation.encoding import PASSAGE, encode, model_fingerprint
 from langmix.outputs import ensure_writable
 
@@ -106,21 +106,10 @@ def read_shard(
 def _parse(path: Path, offset: int, raw: bytes) -> Passage:
     where = f"byte {offset}"
     try:
-        row = json.loads(raw.decode("utf-8"))
+        line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(path, f"not UTF-8 text ({exc.reason})", record=where) from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"not valid JSON: {exc.msg}", record=where) from exc
-    if not isinstance(row, dict):
-        raise DataError(path, "expected a JSON object", record=where)
-    for key in ("docid", "text"):
-        if not isinstance(row.get(key), str):
-            raise DataError(path, f"missing or non-string field {key!r}", record=where)
-    if not row["text"].strip():
-        raise DataError(path, f"empty text for docid {row['docid']!r}", record=where)
-    if "\n" in row["docid"]:
-        raise DataError(path, f"docid {row['docid']!r} contains a newline", record=where)
-    return Passage(row["docid"], str(row.get("title") or ""), row["text"])
+    return parse_corpus_line(path, where, line)
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:

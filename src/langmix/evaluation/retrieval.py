@@ -101,16 +101,9 @@ def run_miracl_eval(
         )
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    qids = [qid for qid in data.topics if qid in data.qrels]
     started = time.perf_counter()
-    query_emb = encode(
-        model,
-        [data.topics[q] for q in qids],
-        QUERY,
-        batch_size=batch_size,
-        max_seq_length=query_max_length,
-        cache=cache,
-        show_progress=show_progress,
+    qids, query_emb = _encode_topics(
+        model, data, batch_size, query_max_length, cache, show_progress
     )
     passage_emb = encode(
         model,
@@ -128,6 +121,28 @@ def run_miracl_eval(
     return _score_miracl_run(
         data, model_name, qids, scores, found, output, top_k, len(data.corpus), started, encoded
     )
+
+
+def _encode_topics(
+    model: SentenceTransformer,
+    data: MiraclLanguage,
+    batch_size: int,
+    max_length: int,
+    cache: EmbeddingCache | None,
+    show_progress: bool,
+) -> tuple[list[str], np.ndarray]:
+    """The judged topics' ids and query embeddings (topics without qrels are not scored)."""
+    qids = [qid for qid in data.topics if qid in data.qrels]
+    query_emb = encode(
+        model,
+        [data.topics[q] for q in qids],
+        QUERY,
+        batch_size=batch_size,
+        max_seq_length=max_length,
+        cache=cache,
+        show_progress=show_progress,
+    )
+    return qids, query_emb
 
 
 def _score_miracl_run(
@@ -207,16 +222,8 @@ def search_miracl(
         )
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    qids = [qid for qid in data.topics if qid in data.qrels]
     started = time.perf_counter()
-    query_emb = encode(
-        model,
-        [data.topics[q] for q in qids],
-        QUERY,
-        batch_size=batch_size,
-        max_seq_length=query_max_length,
-        show_progress=show_progress,
-    )
+    qids, query_emb = _encode_topics(model, data, batch_size, query_max_length, None, show_progress)
     encoded = time.perf_counter()
     scores, found = index.search(query_emb, top_k)
     return _score_miracl_run(
