@@ -9,7 +9,7 @@ DEMO_DIR ?= runs/demo
 DATA_DIR ?= $(LANGMIX_DATA_DIR)
 DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-corpus clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ bench: install
 	$(BENCH) bench_train.py
 	$(BENCH) bench_growth.py
 	$(BENCH) bench_demo.py
+	$(BENCH) summarize.py
+
+# The 200k-passage corpus pipeline (docs/scaling.md), about 6 minutes; not part of `make bench`.
+bench-corpus: install
+	$(BENCH) bench_corpus.py
 	$(BENCH) summarize.py
 
 lint: install

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from _common import data_dir, write_result
 
 
@@ -94,7 +95,9 @@ def main() -> None:
         static_model(root / "static")
 
         for processes in (1, 2):
-            took = encode_run(str(root / "static"), corpus, root / f"emb{processes}", processes, 256)
+            took = encode_run(
+                str(root / "static"), corpus, root / f"emb{processes}", processes, 256
+            )
             figures[f"static_{processes}_processes"] = {
                 "seconds": round(took, 1),
                 "passages_per_s": round(args.passages / took, 1),

@@ -222,6 +222,38 @@ def demo_section(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def corpus_section(doc: dict[str, Any]) -> list[str]:
+    f = doc["figures"]
+    one, two = f["static_1_processes"], f["static_2_processes"]
+    e5 = f["e5_small_12_layers"]
+    lines = [
+        "## 6. A 200k-passage corpus: encode-corpus, index, search (`make bench-corpus`)",
+        "",
+        f"{f['passages']:,} synthetic passages ({f['corpus_mib']:.0f} MiB of JSONL, "
+        f"{f['shards']} shards), 384-d.",
+        "",
+        "| step | seconds | passages/s |",
+        "|---|---:|---:|",
+        f"| encode-corpus, static-embedding model, 1 process | {one['seconds']:.1f} | "
+        f"{one['passages_per_s']:,.0f} |",
+        f"| encode-corpus, static-embedding model, 2 processes (torchrun) | {two['seconds']:.1f} | "
+        f"{two['passages_per_s']:,.0f} |",
+        f"| encode-corpus, multilingual-e5-small (12 layers, ≤ {e5['max_length']} tokens), "
+        f"{e5['passages']:,}-passage sample | {e5['seconds']:.1f} | {e5['passages_per_s']:.1f} |",
+        "",
+        "| index | factory | build (s) | size (MiB) | 1,000 queries, top 100 (s) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for kind in ("flat", "ivfpq", "hnsw"):
+        r = f[kind]
+        lines.append(
+            f"| {kind} | `{r['factory']}` | {r['build_s']:.1f} | {r['index_mib']:,.1f} | "
+            f"{r['search_s']:.2f} |"
+        )
+    lines += ["", _machine(doc)]
+    return lines
+
+
 def main() -> None:
     sections = [INTRO]
     for name, build in (
@@ -230,6 +262,7 @@ def main() -> None:
         ("train", train_section),
         ("growth", growth_section),
         ("demo", demo_section),
+        ("corpus", corpus_section),
     ):
         doc = _load(name)
         if doc is None:
