@@ -29,7 +29,7 @@ from pathlib import Path
 from _common import data_dir, peak_rss_mib, write_result
 
 
-def run_langmix(args: argparse.Namespace, out: Path) -> dict:
+def run_langmix(args: argparse.Namespace, out: Path, sampling: str) -> dict:
     from langmix.training import TrainArguments, train
 
     train(
@@ -37,7 +37,7 @@ def run_langmix(args: argparse.Namespace, out: Path) -> dict:
             model=f"offline:multilingual-e5-small@L{args.layers}",
             train=["mlqa-r"],
             output_dir=str(out),
-            sampling="hybrid",
+            sampling=sampling,
             alpha=0.5,
             batch_size=args.batch_size,
             max_steps=args.steps,
@@ -126,8 +126,10 @@ def sampler_cost(args: argparse.Namespace) -> dict:
 
 def child(engine: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        runner = run_langmix if engine == "langmix" else run_sentence_transformers
-        figures = runner(args, Path(tmp) / "run")
+        if engine == "sentence-transformers":
+            figures = run_sentence_transformers(args, Path(tmp) / "run")
+        else:
+            figures = run_langmix(args, Path(tmp) / "run", engine.split("-", 1)[1])
     figures["peak_rss_mib"] = peak_rss_mib()
     print("RESULT " + json.dumps(figures))
 
@@ -150,14 +152,19 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=14)
     parser.add_argument("--warmup", type=int, default=4)
-    parser.add_argument("--engine", choices=["langmix", "sentence-transformers"])
+    parser.add_argument(
+        "--engine", choices=["langmix-hybrid", "langmix-random", "sentence-transformers"]
+    )
     args = parser.parse_args()
     if args.engine:
         child(args.engine, args)
         return
 
     figures: dict = {}
-    for engine in ("sentence-transformers", "langmix"):
+    # langmix-random draws batches like the plain run (pooled pairs, one language per pair), so
+    # it separates the engine's cost from the data's: hybrid batches hold a different mix of
+    # languages, hence of token counts, than pooled random pairs.
+    for engine in ("sentence-transformers", "langmix-hybrid", "langmix-random"):
         cmd = [sys.executable, __file__, "--engine", engine]
         for name in ("layers", "batch_size", "length", "steps", "warmup"):
             cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
@@ -171,8 +178,12 @@ def main() -> None:
             **steady(raw["elapsed_s"], args.warmup, args.batch_size),
             "peak_rss_mib": raw["peak_rss_mib"],
         }
-    st, lm = figures["sentence-transformers"], figures["langmix"]
+    st, lm = figures["sentence-transformers"], figures["langmix-hybrid"]
+    control = figures["langmix-random"]
     figures["langmix_over_st_throughput"] = round(lm["examples_per_s"] / st["examples_per_s"], 3)
+    figures["langmix_random_over_st_throughput"] = round(
+        control["examples_per_s"] / st["examples_per_s"], 3
+    )
     figures["langmix_over_st_peak_memory"] = round(lm["peak_rss_mib"] / st["peak_rss_mib"], 3)
     cost = sampler_cost(args)
     figures["sampler_ms_per_batch"] = round(1000 * cost["seconds"] / cost["batches"], 4)

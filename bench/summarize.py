@@ -121,7 +121,7 @@ def encode_section(doc: dict[str, Any]) -> list[str]:
 
 def train_section(doc: dict[str, Any]) -> list[str]:
     f, s = doc["figures"], doc["settings"]
-    st, lm = f["sentence-transformers"], f["langmix"]
+    st, lm, control = f["sentence-transformers"], f["langmix-hybrid"], f["langmix-random"]
     return [
         "## 3. Training throughput",
         "",
@@ -135,12 +135,21 @@ def train_section(doc: dict[str, Any]) -> list[str]:
         f"{st['examples_per_s']:.2f} | {st['peak_rss_mib']:,.0f} |",
         f"| `langmix train --sampling hybrid` | {lm['seconds_per_step']:.2f} | "
         f"{lm['examples_per_s']:.2f} | {lm['peak_rss_mib']:,.0f} |",
+        f"| `langmix train --sampling random` (same batches as the plain run draws) | "
+        f"{control['seconds_per_step']:.2f} | {control['examples_per_s']:.2f} | "
+        f"{control['peak_rss_mib']:,.0f} |",
         "",
-        f"langmix / sentence-transformers: throughput {f['langmix_over_st_throughput']:.3f}×, "
+        f"langmix / sentence-transformers: throughput {f['langmix_over_st_throughput']:.3f}× "
+        f"with hybrid batches, {f['langmix_random_over_st_throughput']:.3f}× with random ones, "
         f"peak memory {f['langmix_over_st_peak_memory']:.3f}×. Drawing a hybrid batch costs "
         f"{f['sampler_ms_per_batch']:.3f} ms ({100 * f['sampler_share_of_step']:.4f}% of a step). "
-        f"Goal (≥ sentence-transformers): {_goal(f['langmix_over_st_throughput'] >= 0.98)} "
-        "(within 2% counts as equal: that is the run-to-run spread here).",
+        "Goal (≥ sentence-transformers, the sampling costing nothing measurable): on the same "
+        f"kind of batches {_goal(f['langmix_random_over_st_throughput'] >= 0.98)}; with hybrid "
+        f"batches {_goal(f['langmix_over_st_throughput'] >= 0.98)}. Within 2% counts as equal "
+        "(the run-to-run spread here). Hybrid batches draw languages uniformly and pair them "
+        "across languages, so they hold a different mix of scripts, hence of tokens per batch, "
+        "than pooled random pairs: a difference between the hybrid and random rows is the data's, "
+        "not the sampler's, whose own cost is the figure above.",
         "",
         _machine(doc),
     ]
