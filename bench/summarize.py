@@ -145,8 +145,9 @@ def train_section(doc: dict[str, Any]) -> list[str]:
         f"{f['sampler_ms_per_batch']:.3f} ms ({100 * f['sampler_share_of_step']:.4f}% of a step). "
         "Goal (≥ sentence-transformers, the sampling costing nothing measurable): on the same "
         f"kind of batches {_goal(f['langmix_random_over_st_throughput'] >= 0.98)}; with hybrid "
-        f"batches {_goal(f['langmix_over_st_throughput'] >= 0.98)}. Within 2% counts as equal "
-        "(the run-to-run spread here). Hybrid batches draw languages uniformly and pair them "
+        f"batches {_goal(f['langmix_over_st_throughput'] >= 0.98)}. A ratio within 2% of 1 counts "
+        "as equal; whole runs of this benchmark vary more than that here (one earlier run gave "
+        "0.95× for hybrid), so read a single ratio within ±6%. Hybrid batches draw languages uniformly and pair them "
         "across languages, so they hold a different mix of scripts, hence of tokens per batch, "
         "than pooled random pairs: a difference between the hybrid and random rows is the data's, "
         "not the sampler's, whose own cost is the figure above.",
