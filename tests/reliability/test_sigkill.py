@@ -101,8 +101,8 @@ def test_study_killed_at_random_moments(tmp_path, data_dir, model_cache):
                 "--data-dir", str(data_dir), "--progress", "false"]  # fmt: skip
 
     # Separate embedding caches: the killed run must not reuse the reference's embeddings.
-    duration = _run(args(tmp_path / "whole"), tmp_path / "cache-whole")
     _copy_models(model_cache, tmp_path)
+    duration = _run(args(tmp_path / "whole"), tmp_path / "cache-whole")
     moments = _kill_at_random_moments(
         args(tmp_path / "killed"), tmp_path / "cache-killed", duration
     )
@@ -127,13 +127,12 @@ def test_study_killed_at_random_moments(tmp_path, data_dir, model_cache):
 
 
 def _copy_models(model_cache: Path, tmp_path: Path) -> None:
-    # Both caches need the converted offline model; copy it rather than convert twice.
-    import shutil
-
+    # Both caches need the converted offline model (read only): link it, do not convert twice.
     for name in ("cache-whole", "cache-killed"):
         target = tmp_path / name
+        target.mkdir(exist_ok=True)
         if not (target / "models").exists():
-            shutil.copytree(model_cache / "models", target / "models", dirs_exist_ok=True)
+            (target / "models").symlink_to(model_cache / "models", target_is_directory=True)
 
 
 @pytest.fixture
@@ -151,6 +150,7 @@ def test_train_killed_at_random_moments(tmp_path, data_dir, caches):
                 "--batch-size", "8", "--max-steps", "16", "--save-steps", "2", "--eval-steps", "4",
                 "--logging-steps", "3",
                 "--query-max-length", "16", "--passage-max-length", "24", "--log-batches",
+                "--freeze-embeddings", "--save-total-limit", "1",
                 "--output-dir", str(out), *extra]  # fmt: skip
 
     duration = _run(args(tmp_path / "whole"), tmp_path / "cache-whole")
