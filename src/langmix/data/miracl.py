@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langmix.data.errors import DataError, DataUnavailableError
+from langmix.data.jsonl import json_object
 from langmix.data.sources import cache_dir, resolve_file
 
 MIRACL_LANGUAGES: tuple[str, ...] = (
@@ -133,12 +134,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def parse_corpus_line(path: Path, where: str, line: str) -> Passage:
     """One corpus line as a :class:`Passage`; a DataError names ``path`` and ``where``."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"not valid JSON: {exc.msg}", record=where) from exc
-    if not isinstance(row, dict):
-        raise DataError(path, "expected a JSON object", record=where)
+    row = json_object(path, where, line)
     for key in ("docid", "text"):
         if not isinstance(row.get(key), str):
             raise DataError(path, f"missing or non-string field {key!r}", record=where)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from langmix.data.errors import DataError
+from langmix.data.jsonl import json_object
 from langmix.data.lareqa import parse_languages
 from langmix.data.records import LareqaDataset
 
@@ -228,12 +229,7 @@ def read_pairs_jsonl(
 
 def _parse_pair(path: Path, number: int, line: str) -> Pair:
     where = f"line {number}"
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"not valid JSON: {exc.msg}", record=where) from exc
-    if not isinstance(row, dict):
-        raise DataError(path, "expected a JSON object", record=where)
+    row = json_object(path, where, line)
     values = {}
     for key in ("id", "language", "query", "positive"):
         value = row.get(key)
