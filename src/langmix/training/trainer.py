@@ -365,30 +365,9 @@ class Trainer:
         features = _tokenize(st_model, texts, prompt, max_length, self.accelerator.device)
         return model(features)["sentence_embedding"]
 
-    def _batch_loss(self, model, st_model, batch: Batch, table: ExampleTable) -> torch.Tensor:
-        examples = [table.example(int(c)) for c in batch.shard(self.rank, self.world_size)]
-        queries = [e.query for e in examples]
-        positives = [e.positive for e in examples]
-        items = torch.tensor([e.item for e in examples], device=self.accelerator.device)
-        with self.accelerator.autocast():
-            q = self._embed(model, st_model, queries, "query", self.args.query_max_length)
-            p = self._embed(model, st_model, positives, "passage", self.args.passage_max_length)
-            negatives = None
-            if self.args.hard_negatives:
-                texts = [n for e in examples for n in e.negatives[: self.args.hard_negatives]]
-                negatives = self._embed(
-                    model, st_model, texts, "passage", self.args.passage_max_length
-                )
-        return self.loss_fn(
-            q.float(), p.float(), items, None if negatives is None else negatives.float()
-        )
-
-    def _cached_batch_loss(
-        self, model, st_model, batch: Batch, table: ExampleTable
-    ) -> torch.Tensor:
-        """The batch's loss with its gradients accumulated by GradCache (already backward)."""
-        from langmix.training.gradcache import grad_cache_step
-
+    def _batch_inputs(self, batch: Batch, table: ExampleTable):
+        """This rank's item ids and its text groups (queries, positives[, hard negatives]),
+        each with the prompt kind and truncation it is embedded with."""
         examples = [table.example(int(c)) for c in batch.shard(self.rank, self.world_size)]
         items = torch.tensor([e.item for e in examples], device=self.accelerator.device)
         groups = [[e.query for e in examples], [e.positive for e in examples]]
@@ -396,21 +375,39 @@ class Trainer:
         if self.args.hard_negatives:
             groups.append([n for e in examples for n in e.negatives[: self.args.hard_negatives]])
             kinds.append(("passage", self.args.passage_max_length))
+        return items, groups, kinds
+
+    def _group_loss(self, items: torch.Tensor, q, p, negatives=None) -> torch.Tensor:
+        return self.loss_fn(
+            q.float(), p.float(), items, None if negatives is None else negatives.float()
+        )
+
+    def _batch_loss(self, model, st_model, batch: Batch, table: ExampleTable) -> torch.Tensor:
+        items, groups, kinds = self._batch_inputs(batch, table)
+        with self.accelerator.autocast():
+            embedded = [
+                self._embed(model, st_model, texts, kind, length)
+                for texts, (kind, length) in zip(groups, kinds, strict=True)
+            ]
+        return self._group_loss(items, *embedded)
+
+    def _cached_batch_loss(
+        self, model, st_model, batch: Batch, table: ExampleTable
+    ) -> torch.Tensor:
+        """The batch's loss with its gradients accumulated by GradCache (already backward)."""
+        from langmix.training.gradcache import grad_cache_step
+
+        items, groups, kinds = self._batch_inputs(batch, table)
 
         def embed(group: int, texts) -> torch.Tensor:
             kind, length = kinds[group]
             with self.accelerator.autocast():
                 return self._embed(model, st_model, list(texts), kind, length)
 
-        def loss_of(q, p, negatives=None) -> torch.Tensor:
-            return self.loss_fn(
-                q.float(), p.float(), items, None if negatives is None else negatives.float()
-            )
-
         return grad_cache_step(
             groups,
             embed,
-            loss_of,
+            lambda *embedded: self._group_loss(items, *embedded),
             self.args.gradient_cache_chunk,
             backward=self.accelerator.backward,
             no_sync=lambda: self.accelerator.no_sync(model),
