@@ -334,6 +334,11 @@ class CorpusEmbeddings:
                 )
             yield ids, vectors
 
+    def vectors(self) -> Iterator[np.ndarray]:
+        """Each shard's float16 memory map ``[rows, dim]``, in corpus order (no ids read)."""
+        for i in range(self.manifest["shards"]):
+            yield np.load(self.directory / f"shard-{i:05d}.npy", mmap_mode="r")
+
     def ids(self) -> list[str]:
         """Every docid in row order; a docid seen twice is an error (file and id named)."""
         out: list[str] = []
@@ -352,7 +357,7 @@ class CorpusEmbeddings:
         """All vectors as one float32 array (``4 * dim`` bytes per passage)."""
         out = np.empty((len(self), self.dim), dtype=np.float32)
         row = 0
-        for _, vectors in self.shards():
+        for vectors in self.vectors():
             out[row : row + vectors.shape[0]] = vectors
             row += vectors.shape[0]
         return out

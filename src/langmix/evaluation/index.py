@@ -82,7 +82,7 @@ def _training_sample(emb: CorpusEmbeddings, size: int, seed: int) -> np.ndarray:
     chosen = np.sort(np.random.default_rng(seed).choice(total, min(size, total), replace=False))
     out = np.empty((chosen.shape[0], emb.dim), dtype=np.float32)
     start = filled = 0
-    for _, vectors in emb.shards():
+    for vectors in emb.vectors():
         stop = start + vectors.shape[0]
         here = chosen[(chosen >= start) & (chosen < stop)] - start
         out[filled : filled + here.shape[0]] = vectors[here]
@@ -131,7 +131,8 @@ def build_index(
         size = train_size or 64 * params["nlist"]
         index.train(_training_sample(emb, size, seed))
         params["train_size"] = min(size, len(ids))
-    for _, vectors in emb.shards():
+    # emb.ids() above read every id file and checked it against its shard; only vectors now.
+    for vectors in emb.vectors():
         if vectors.shape[0]:
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     seconds = time.perf_counter() - started
