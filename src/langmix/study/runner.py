@@ -241,11 +241,9 @@ class StudyRunner:
                 self._run_cell(cell, done, results)
             except KeyboardInterrupt:
                 raise
-            except OSError as exc:
+            except Exception as exc:  # one cell's failure must not cost the others
                 if is_disk_error(exc):
                     raise  # a full or read-only disk fails every cell: stop, nothing is lost
-                self._record_failure(cell, exc, failed)
-            except Exception as exc:  # one cell's failure must not cost the others
                 self._record_failure(cell, exc, failed)
             took = time.perf_counter() - cell_started
             durations.setdefault(_kind(cell), []).append(took)
