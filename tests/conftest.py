@@ -25,6 +25,22 @@ def _no_env_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LANGMIX_DATA_DIR", raising=False)
 
 
+@pytest.fixture
+def no_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreachable Hugging Face hub, deterministically, even on a machine with network."""
+    for var in (
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    # Port 9 (discard) on localhost refuses connections.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A langmix cache root holding a freshly built offline model (built once per session).

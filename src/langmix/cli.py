@@ -246,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         0
     """
     from langmix.data.errors import DataError, DataUnavailableError
+    from langmix.models.loading import ModelUnavailableError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -257,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return command(argv[1:])
-    except (DataError, DataUnavailableError, ValueError) as exc:
+    except (DataError, DataUnavailableError, ModelUnavailableError, ValueError) as exc:
         print(f"langmix {argv[0]}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

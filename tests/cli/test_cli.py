@@ -68,3 +68,22 @@ def test_models_lists_the_offline_family(model_cache: Path, monkeypatch, capsys)
     assert [r[0] for r in rows] == [f"offline:multilingual-e5-small@L{k}" for k in range(1, 13)]
     assert rows[1][1:] == ["99,909,120", "3,697,536"]
     assert rows[11][1:] == ["117,653,760", "21,442,176"]
+
+
+@pytest.mark.parametrize("command", ["eval", "train", "encode-corpus"])
+def test_unavailable_model_is_one_line(data_dir: Path, tmp_path: Path, capsys, no_hub, command):
+    """A hub model with no network (or a typo) is a one-line error, not a traceback."""
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"docid": "d1", "title": "", "text": "Ein Satz."}\n')
+    argv = {
+        "eval": ["--dataset", "mlqa-r", "--languages", "en,de", "--data-dir", str(data_dir)],
+        "train": ["--train", "mlqa-r", "--max-steps", "1", "--data-dir", str(data_dir)],
+        "encode-corpus": ["--corpus", str(corpus)],
+    }[command]
+    status = main(
+        [command, "--model", "nobody/no-such-model", "--output-dir", str(tmp_path / "o"), *argv]
+    )
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith(f"langmix {command}: error: cannot load model 'nobody/no-such-model'")
+    assert "offline:multilingual-e5-small" in err and "Traceback" not in err

@@ -18,6 +18,7 @@ from langmix.models import (
     OFFLINE_MODEL,
     ModelDefaults,
     ModelUnavailableError,
+    check_model,
     count_parameters,
     describe_model,
     load_model,
@@ -220,22 +221,7 @@ def test_bad_names_and_paths(tmp_path):
         load_model(tmp_path / "empty")
 
 
-def _no_hub(monkeypatch):
-    for var in (
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "HF_HUB_OFFLINE",
-        "TRANSFORMERS_OFFLINE",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    # Port 9 (discard) on localhost refuses connections: an unreachable hub, deterministically.
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-
-
-def test_unreachable_hub_fails_fast_with_alternatives(monkeypatch):
-    _no_hub(monkeypatch)
+def test_unreachable_hub_fails_fast_with_alternatives(no_hub):
     started = time.perf_counter()
     with pytest.raises(ModelUnavailableError) as info:
         load_model("langmix-tests/no-such-model")
@@ -248,11 +234,30 @@ def test_unreachable_hub_fails_fast_with_alternatives(monkeypatch):
     assert isinstance(info.value, OSError)
 
 
-def test_hub_offline_mode_without_cached_copy(monkeypatch):
-    _no_hub(monkeypatch)
+def test_hub_offline_mode_without_cached_copy(no_hub, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelUnavailableError, match="offline:multilingual-e5-small"):
-        load_model("langmix-tests/no-such-model")
+    for check in (load_model, check_model):
+        with pytest.raises(ModelUnavailableError, match="HF_HUB_OFFLINE") as info:
+            check("langmix-tests/no-such-model")
+        assert "offline:multilingual-e5-small" in str(info.value)
+
+
+def test_check_model_without_loading(no_hub, tmp_path):
+    check_model("offline:multilingual-e5-small@L3")
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("{}")
+    check_model(str(tmp_path / "hf"))  # a directory is found; its contents are load_model's
+    for name, message in [
+        ("offline:multilingual-e5-small@L0", "invalid layer count"),
+        ("offline:e5-large", "unknown offline model"),
+        (str(tmp_path / "missing"), "is not a model directory"),
+        (str(tmp_path), "neither a sentence-transformers directory"),
+        ("", "non-empty string"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_model(name)
+    with pytest.raises(ModelUnavailableError, match="unreachable"):
+        check_model("langmix-tests/no-such-model")
 
 
 def test_count_parameters_on_a_plain_module():

@@ -67,8 +67,12 @@ def _config(
 
 
 def test_grid_rows_resume_and_failures(tmp_path, data_dir, offline_cache):
-    # The second model does not exist: its cells fail, the first model's cells still finish.
-    config = _config(tmp_path, data_dir, second="offline:no-such-model")
+    # The second model is a broken directory (its config.json names no architecture): it
+    # passes the study's up-front check, its cells fail, the first model's cells still finish.
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    config = _config(tmp_path, data_dir, second=str(broken))
     out = tmp_path / "out"
     summary = run_study(config, out, show_progress=False)
     assert summary.cells == 6 and summary.failed == [
@@ -160,6 +164,62 @@ def test_bad_configs_name_the_file_and_the_problem(tmp_path, data_dir, change, m
     with pytest.raises(DataError, match=message) as error:
         load_study_config(path)
     assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "setting", "message"),
+    [
+        (
+            (
+                'name = "offline:multilingual-e5-small@L2"',
+                'name = "offline:multilingual-e5-small@L30"',
+            ),
+            "[[models]] name = 'offline:multilingual-e5-small@L30'",
+            "invalid layer count '30'",
+        ),
+        (
+            ('name = "offline:multilingual-e5-small@L2"', 'name = "{tmp}/no-model-here"'),
+            "[[models]] name = '{tmp}/no-model-here'",
+            "is not a model directory",
+        ),
+        (
+            ('name = "offline:multilingual-e5-small@L2"', 'name = "nobody/no-such-model"'),
+            "[[models]] name = 'nobody/no-such-model'",
+            "cannot load model 'nobody/no-such-model'",
+        ),
+        (
+            ("max_steps = 2", 'max_steps = 2\nmixed_precision = "bf16"'),
+            "[train] mixed_precision",
+            "needs a GPU",
+        ),
+        (
+            ('languages = ["en", "de"]', 'languages = ["en", "xx"]'),
+            "[train] train = 'mlqa-r', languages = ['en', 'xx']",
+            "unknown language(s) xx; available: ar, de, en, es, hi, vi, zh",
+        ),
+    ],
+)
+def test_unrunnable_studies_stop_before_any_cell(
+    tmp_path, data_dir, monkeypatch, capsys, no_hub, change, setting, message
+):
+    """Problems that would fail every cell of a model hours in are refused up front."""
+    import torch
+
+    from langmix.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = _config(tmp_path, data_dir)
+    old, new = (part.replace("{tmp}", str(tmp_path)) for part in change)
+    path.write_text(path.read_text().replace(old, new, 1))
+    out = tmp_path / "out"
+    with pytest.raises(DataError) as error:
+        run_study(path, out, show_progress=False)
+    expected = f"{path}, {setting.replace('{tmp}', str(tmp_path))}: "
+    assert str(error.value).startswith(expected) and message in str(error.value)
+    assert not out.exists()  # nothing claimed: the fixed file may use the same directory
+    assert main(["study", "--config", str(path), "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_shipped_configs_are_valid():

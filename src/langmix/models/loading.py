@@ -259,6 +259,62 @@ def load_model(
 # Local directories and the hub
 
 
+def check_model(name_or_path: str) -> None:
+    """Check that :func:`load_model` can find a model, without loading its weights.
+
+    A study calls this for every model before its first cell, so that a typo or a missing
+    network fails at once instead of after hours of other cells.
+
+    Args:
+        name_or_path: As for :func:`load_model`.
+
+    Raises:
+        ValueError: An unknown ``offline:`` name, or a path that is not a model directory.
+        ModelUnavailableError: The model is neither local nor cached and the hub cannot be
+            reached or has no such model.
+
+    Example:
+        >>> check_model("offline:multilingual-e5-small@L30")
+        Traceback (most recent call last):
+        ...
+        ValueError: invalid layer count '30' in 'offline:multilingual-e5-small@L30': ...
+    """
+    name = name_or_path.strip() if isinstance(name_or_path, str) else name_or_path
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a model name must be a non-empty string, not {name_or_path!r}")
+    if name.startswith(OFFLINE_PREFIX):
+        parse_offline_name(name)
+    else:
+        _resolve_path_or_hub(name)
+
+
+def _resolve_path_or_hub(name: str) -> tuple[str, bool, bool]:
+    """Where a model comes from: (source, local files only, is a sentence-transformers model)."""
+    path = Path(name).expanduser()
+    if path.exists() or name.startswith((".", "/", "~")):
+        if not path.is_dir():
+            raise ValueError(f"{name!r} is not a model directory")
+        is_st = (path / "modules.json").is_file()
+        if not is_st and not (path / "config.json").is_file():
+            raise ValueError(
+                f"{name!r} is neither a sentence-transformers directory (modules.json) "
+                "nor a Hugging Face model directory (config.json)"
+            )
+        return str(path), True, is_st
+    cached = _in_hf_cache(name)
+    if _hub_offline() and not cached:
+        raise ModelUnavailableError(
+            f"cannot load model {name!r}: it is not in the Hugging Face cache and HF_HUB_OFFLINE "
+            f"(or TRANSFORMERS_OFFLINE) forbids downloading it. Unset it to download, or use "
+            f"'{OFFLINE_MODEL}' (or '{OFFLINE_MODEL}@L{{k}}') or the path of a local model "
+            "directory."
+        )
+    local_only = _hub_offline() or cached
+    if not local_only:
+        _require_hub(name)
+    return name, local_only, _probe_sentence_transformer(name, local_only)
+
+
 def _load_path_or_hub(
     name: str,
     *,
@@ -271,24 +327,7 @@ def _load_path_or_hub(
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-    path = Path(name).expanduser()
-    if path.exists() or name.startswith((".", "/", "~")):
-        if not path.is_dir():
-            raise ValueError(f"{name!r} is not a model directory")
-        is_st = (path / "modules.json").is_file()
-        if not is_st and not (path / "config.json").is_file():
-            raise ValueError(
-                f"{name!r} is neither a sentence-transformers directory (modules.json) "
-                "nor a Hugging Face model directory (config.json)"
-            )
-        source, local_only = str(path), True
-    else:
-        source = name
-        local_only = _hub_offline() or _in_hf_cache(name)
-        if not local_only:
-            _require_hub(name)
-        is_st = _probe_sentence_transformer(name, local_only)
-
+    source, local_only, is_st = _resolve_path_or_hub(name)
     try:
         if is_st:
             return SentenceTransformer(source, device=device, local_files_only=local_only), True

@@ -23,6 +23,7 @@ whose training was interrupted resumes from its last checkpoint; a cut last line
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -30,12 +31,14 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from langmix.data.errors import DataError
 from langmix.data.lareqa import load_lareqa
 from langmix.data.records import LareqaDataset
 from langmix.outputs import ensure_writable, is_disk_error
@@ -216,15 +219,59 @@ class StudyRunner:
         )
         return set(held_out.by_id)
 
+    def _preflight(self) -> None:
+        """Fail in seconds on what would otherwise fail every cell of a model hours later.
+
+        Unknown or unreachable models, fp16/bf16 without a GPU, training languages a set lacks
+        and bad evaluation data all stop the study here, before any cell runs.
+        """
+        from langmix.models import check_model
+        from langmix.training.data import load_training_pairs
+        from langmix.training.trainer import check_mixed_precision
+
+        for model in self.config.models:
+            with self._blame(f"[[models]] name = {model.name!r}"):
+                check_model(model.name)
+        trained = [c for c in self.config.cells() if c.strategy != "untrained"]
+        if trained:
+            args = self.config.train_arguments(trained[0], self.out / "preflight")
+            with self._blame("[train] mixed_precision"):
+                check_mixed_precision(args.mixed_precision)
+            for spec in args.train:
+                with self._blame(f"[train] train = {spec!r}, languages = {args.languages}"):
+                    load_training_pairs(
+                        spec,
+                        args.languages,
+                        data_dir=args.data_dir,
+                        with_context=args.with_context,
+                        max_train_queries=args.max_train_queries,
+                        hard_negatives=args.hard_negatives,
+                        seed=args.split_seed,
+                    )
+        for spec in self.config.evals:
+            self.eval_dataset(spec)
+
+    @contextlib.contextmanager
+    def _blame(self, setting: str) -> Iterator[None]:
+        """Name the study file and the setting in an error that would otherwise name neither."""
+        from langmix.models import ModelUnavailableError
+
+        try:
+            yield
+        except DataError:
+            raise  # already names its own file and record
+        except (ValueError, ModelUnavailableError) as exc:
+            where = self.config.path or "the study configuration"
+            raise DataError(where, str(exc), record=setting) from exc
+
     # -- the grid ----------------------------------------------------------------------
     def run(self) -> StudySummary:
         """Run every unfinished (cell, evaluation set); then rebuild the report."""
         started = time.perf_counter()
+        self._preflight()  # reads only: a fixed study file may reuse the directory
         self._claim_output_dir()
         results = self.out / RESULTS
         done = {(r["cell"], r["eval_set"]) for r in _repair_results(results)}
-        for spec in self.config.evals:  # data problems surface before any training
-            self.eval_dataset(spec)
         setup_done = time.perf_counter()
         cells = self.config.cells()
         todo = [c for c in cells if any((c.key, e.name) not in done for e in self.config.evals)]

@@ -109,6 +109,19 @@ def _tokenize(model: Any, texts: Sequence[str], prompt: str, max_length: int, de
     return {key: value.to(device) for key, value in features.items()}
 
 
+def check_mixed_precision(mode: str) -> None:
+    """Refuse fp16/bf16 autocast on a machine without a GPU before anything is loaded.
+
+    Raises:
+        ValueError: ``mode`` is not ``"no"`` and CUDA is unavailable.
+    """
+    if mode != "no" and not torch.cuda.is_available():
+        raise ValueError(
+            f"mixed precision {mode!r} needs a GPU and none is available; use "
+            '--mixed-precision no (mixed_precision = "no" in a study file)'
+        )
+
+
 class Trainer:
     """Fine-tunes a dual encoder with InfoNCE over language-aware batches.
 
@@ -128,11 +141,7 @@ class Trainer:
         self.args = args
         self.out = Path(args.output_dir)
         self.show_progress = show_progress
-        if args.mixed_precision != "no" and not torch.cuda.is_available():
-            raise ValueError(
-                f"--mixed-precision {args.mixed_precision} needs a GPU and none is available; "
-                f"use --mixed-precision no"
-            )
+        check_mixed_precision(args.mixed_precision)
         # accelerate treats a torchrun launch as multi-process only on GPUs unless told that
         # this is a CPU job; without cpu=True every CPU rank would think it trains alone.
         # step_scheduler_with_optimizer=False: accelerate would otherwise step the learning
