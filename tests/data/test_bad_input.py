@@ -104,6 +104,8 @@ def _loads_or_names_the_file(load, path: Path) -> None:
         load(path)
     except DataError as exc:
         assert str(path) in str(exc), str(exc)
+        # Either where in the file the problem is, or what to do about a whole-file problem.
+        assert exc.record or exc.fix, str(exc)
 
 
 # ----------------------------------------------------------------------------- LAReQA

@@ -63,7 +63,7 @@ def test_corpus_jsonl(data_dir: Path, tmp_path: Path):
         ('{"docid": "1"}\n', "line 1: missing or non-string field 'text'"),
         ('{"docid": "1", "text": "  "}\n', "line 1: empty text"),
         ('{"docid": "1", "text": "a"\n', "line 1: not valid JSON"),
-        ("", "the corpus is empty"),
+        ("", "the file holds no passages"),
     ],
 )
 def test_bad_corpus(tmp_path: Path, content: str, message: str):
@@ -111,5 +111,5 @@ def test_qrels_reader_formats_and_repeats(tmp_path: Path):
     with pytest.raises(DataError, match="line 1: expected 'qid Q0 docid rel', got 3 fields"):
         read_qrels(path)
     path.write_text("q1 Q0 d1 1\nq1 Q0 d1 0\n", encoding="utf-8")
-    with pytest.raises(DataError, match="line 2: document 'd1' judged twice for 'q1'"):
+    with pytest.raises(DataError, match="line 2: the judgment of 'd1' for 'q1' appears twice"):
         read_qrels(path)

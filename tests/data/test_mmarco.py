@@ -217,7 +217,9 @@ def test_missing_query_names_the_language_file_that_lacks_it(copy_dir: Path):
 def test_not_utf8_names_file_and_line(copy_dir: Path):
     path = copy_dir / "mmarco" / mmarco.collection_file("en")
     path.write_bytes(b"0\tok\n1\tok\n2\t\xff\xfe bad\n")
-    with pytest.raises(DataError, match=r"english_collection\.tsv, line 3: not UTF-8"):
+    with pytest.raises(
+        DataError, match=r"english_collection\.tsv, line 3, offset 2 in that line: not UTF-8"
+    ):
         load_mmarco(["en"], data_dir=copy_dir)
 
 

@@ -48,3 +48,48 @@ class DataUnavailableError(FileNotFoundError):
     Example:
         >>> raise DataUnavailableError("xquad-r/en.json is not available")  # doctest: +SKIP
     """
+
+
+# The fixes below are the same wherever the problem shows up; one wording keeps them so.
+REFETCH = "if it was downloaded, delete it and rerun to fetch it again"
+
+
+def not_utf8(
+    path: str | os.PathLike[str], exc: UnicodeDecodeError, *, record: str | None = None
+) -> DataError:
+    """The error for a file that is not UTF-8, located at the first bad byte.
+
+    Args:
+        path: The file.
+        exc: The decoding error.
+        record: Where the decoded text started (a line or byte offset), if not the file start;
+            the bad byte is then counted from there.
+    """
+    at = f"byte {exc.start}" if record is None else f"{record}, offset {exc.start} in that line"
+    return DataError(
+        path,
+        f"not UTF-8 text ({exc.reason})",
+        record=at,
+        fix="save the file as UTF-8, e.g. with iconv -t UTF-8",
+    )
+
+
+def not_json(path: str | os.PathLike[str], exc: Exception, *, record: str) -> DataError:
+    """The error for text that does not parse as JSON at ``record``."""
+    message = getattr(exc, "msg", str(exc))
+    return DataError(path, f"not valid JSON: {message}", record=record, fix=REFETCH)
+
+
+def no_records(path: str | os.PathLike[str], what: str) -> DataError:
+    """The error for a file that parses but holds nothing (an empty or truncated download)."""
+    return DataError(
+        path, f"the file holds no {what}", fix=f"check that this is the right file; {REFETCH}"
+    )
+
+
+def repeated(
+    path: str | os.PathLike[str], what: str, *, record: str, first: str | None = None
+) -> DataError:
+    """The error for an id (or judgment) that occurs twice, at its second occurrence."""
+    problem = f"{what} appears twice" + (f" (first at {first})" if first else "")
+    return DataError(path, problem, record=record, fix="each may appear once; remove the repeat")

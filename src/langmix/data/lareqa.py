@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from langmix.data.errors import DataError
+from langmix.data.errors import DataError, no_records, not_json, not_utf8, repeated
 from langmix.data.records import Candidate, LareqaDataset, Query, candidate_id, query_id
 from langmix.data.sources import resolve_file
 
@@ -117,11 +117,9 @@ def read_lareqa_file(
         with path.open(encoding="utf-8") as handle:
             raw = json.load(handle)
     except json.JSONDecodeError as exc:
-        raise DataError(
-            path, f"not valid JSON: {exc.msg}", record=f"line {exc.lineno} column {exc.colno}"
-        ) from exc
+        raise not_json(path, exc, record=f"line {exc.lineno} column {exc.colno}") from exc
     except UnicodeDecodeError as exc:
-        raise DataError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise not_utf8(path, exc) from exc
 
     _require(
         isinstance(raw, dict) and isinstance(raw.get("data"), list),
@@ -141,17 +139,18 @@ def read_lareqa_file(
             pwhere = f"{where}.paragraphs[{p}]"
             queries_p, candidates_p = _read_paragraph(path, language, a, p, paragraph, pwhere)
             for q in queries_p:
-                _require(
-                    q.parallel_id not in seen_questions,
-                    path,
-                    f"question id {q.parallel_id!r} appears twice "
-                    f"(also at {seen_questions.get(q.parallel_id)})",
-                    pwhere,
-                )
+                if q.parallel_id in seen_questions:
+                    raise repeated(
+                        path,
+                        f"question id {q.parallel_id!r}",
+                        record=pwhere,
+                        first=seen_questions[q.parallel_id],
+                    )
                 seen_questions[q.parallel_id] = pwhere
             queries.extend(queries_p)
             candidates.extend(candidates_p)
-    _require(bool(candidates), path, "the file holds no sentences", "data")
+    if not candidates:
+        raise no_records(path, "sentences")
     return queries, candidates
 
 

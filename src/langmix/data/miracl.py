@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from langmix.data.errors import DataError, DataUnavailableError
-from langmix.data.jsonl import json_object
+from langmix.data.errors import DataError, DataUnavailableError, no_records, repeated
+from langmix.data.jsonl import json_object, text_lines
 from langmix.data.sources import cache_dir, resolve_file
 
 MIRACL_LANGUAGES: tuple[str, ...] = (
@@ -70,7 +70,7 @@ def read_topics(path: str | os.PathLike[str]) -> dict[str, str]:
     """
     path = Path(path)
     topics: dict[str, str] = {}
-    for number, line in _lines(path):
+    for number, line in text_lines(path):
         parts = line.split("\t")
         if len(parts) != 2:
             raise DataError(
@@ -80,10 +80,10 @@ def read_topics(path: str | os.PathLike[str]) -> dict[str, str]:
         if not qid or not query:
             raise DataError(path, "empty qid or query", record=f"line {number}")
         if qid in topics:
-            raise DataError(path, f"qid {qid!r} appears twice", record=f"line {number}")
+            raise repeated(path, f"qid {qid!r}", record=f"line {number}")
         topics[qid] = query
     if not topics:
-        raise DataError(path, "no topics in file")
+        raise no_records(path, "topics")
     return topics
 
 
@@ -95,7 +95,7 @@ def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
     """
     path = Path(path)
     qrels: dict[str, dict[str, int]] = {}
-    for number, line in _lines(path):
+    for number, line in text_lines(path):
         parts = line.split()
         if len(parts) != 4:
             raise DataError(
@@ -112,24 +112,11 @@ def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
             ) from None
         judged = qrels.setdefault(qid, {})
         if docid in judged:
-            raise DataError(
-                path, f"document {docid!r} judged twice for {qid!r}", record=f"line {number}"
-            )
+            raise repeated(path, f"the judgment of {docid!r} for {qid!r}", record=f"line {number}")
         judged[docid] = grade
     if not qrels:
-        raise DataError(path, "no judgments in file")
+        raise no_records(path, "judgments")
     return qrels
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                line = line.rstrip("\n").rstrip("\r")
-                if line.strip():
-                    yield number, line
-    except UnicodeDecodeError as exc:
-        raise DataError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
 def parse_corpus_line(path: Path, where: str, line: str) -> Passage:
@@ -159,15 +146,15 @@ def read_corpus(path: str | os.PathLike[str]) -> list[Passage]:
     path = Path(path)
     passages: list[Passage] = []
     seen: set[str] = set()
-    for number, line in _lines(path):
+    for number, line in text_lines(path):
         where = f"line {number}"
         passage = parse_corpus_line(path, where, line)
         if passage.docid in seen:
-            raise DataError(path, f"docid {passage.docid!r} appears twice", record=where)
+            raise repeated(path, f"docid {passage.docid!r}", record=where)
         seen.add(passage.docid)
         passages.append(passage)
     if not passages:
-        raise DataError(path, "the corpus is empty")
+        raise no_records(path, "passages")
     return passages
 
 

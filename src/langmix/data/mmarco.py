@@ -43,7 +43,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from langmix.data.errors import DataError, DataUnavailableError
+from langmix.data.errors import DataError, DataUnavailableError, not_utf8, repeated
 from langmix.data.lareqa import parse_languages
 from langmix.data.pairs import Pair, ParallelPairs
 from langmix.data.sources import DATA_DIR_ENV, cache_dir, find_local, local_roots
@@ -329,11 +329,16 @@ def _read_texts(
                 continue
             where = f"line {number}"
             if key in texts:
-                raise DataError(path, f"{kind} id {key.decode()} appears twice", record=where)
+                raise repeated(path, f"{kind} id {key.decode()}", record=where)
             try:
                 value = text.decode("utf-8").strip()
-            except UnicodeDecodeError as exc:
-                raise DataError(path, f"not UTF-8 text ({exc.reason})", record=where) from exc
+            except UnicodeDecodeError:
+                # Locate the bad byte within the whole line, not just its text field.
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise not_utf8(path, exc, record=where) from exc
+                raise  # unreachable: the line holds the text that failed
             if not value:
                 raise DataError(path, f"empty text for {kind} id {key.decode()}", record=where)
             texts[key] = value

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from langmix.data.errors import DataError
-from langmix.data.jsonl import json_object
+from langmix.data.errors import DataError, no_records, repeated
+from langmix.data.jsonl import json_object, text_lines
 from langmix.data.lareqa import parse_languages
 from langmix.data.records import LareqaDataset
 
@@ -193,30 +193,20 @@ def read_pairs_jsonl(
     path = Path(path)
     pairs: list[Pair] = []
     seen: dict[tuple[str, str], int] = {}
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(path, f"cannot open: {exc.strerror}") from exc
-    with handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                pair = _parse_pair(path, number, line)
-                key = (pair.parallel_id, pair.language)
-                if key in seen:
-                    raise DataError(
-                        path,
-                        f"id {pair.parallel_id!r} in language {pair.language!r} appears twice "
-                        f"(first on line {seen[key]})",
-                        record=f"line {number}",
-                    )
-                seen[key] = number
-                pairs.append(pair)
-        except UnicodeDecodeError as exc:
-            raise DataError(path, f"not UTF-8 text ({exc.reason})") from exc
+    for number, line in text_lines(path):
+        pair = _parse_pair(path, number, line)
+        key = (pair.parallel_id, pair.language)
+        if key in seen:
+            raise repeated(
+                path,
+                f"id {pair.parallel_id!r} in language {pair.language!r}",
+                record=f"line {number}",
+                first=f"line {seen[key]}",
+            )
+        seen[key] = number
+        pairs.append(pair)
     if not pairs:
-        raise DataError(path, "no training pairs in file")
+        raise no_records(path, "training pairs")
     found = tuple(dict.fromkeys(sorted(p.language for p in pairs)))
     result = ParallelPairs(path.name, found, pairs)
     if languages is not None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from langmix.data.errors import DataError
+from langmix.data.errors import DataError, not_utf8
 from langmix.data.miracl import Passage, parse_corpus_line
 from langmix.evaluation.encoding import PASSAGE, encode, model_fingerprint
 from langmix.outputs import ensure_writable
@@ -108,7 +108,7 @@ def _parse(path: Path, offset: int, raw: bytes) -> Passage:
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(path, f"not UTF-8 text ({exc.reason})", record=where) from exc
+        raise not_utf8(path, exc, record=where) from exc
     return parse_corpus_line(path, where, line)
 
 

@@ -35,12 +35,13 @@ Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from langmix.data.errors import DataError
+from langmix.data.errors import DataError, not_utf8
 from langmix.sampling.sampler import STRATEGIES
 from langmix.training.arguments import TrainArguments
 
@@ -152,8 +153,11 @@ class StudyConfig:
         return TrainArguments(**settings)
 
 
-def _fail(path: Path, problem: str, record: str | None = None) -> DataError:
-    return DataError(path, problem, record=record)
+_SEE_DEMO = "configs/demo.toml shows every table"
+
+
+def _fail(path: Path, problem: str, record: str | None = None, fix: str | None = None) -> DataError:
+    return DataError(path, problem, record=record, fix=fix)
 
 
 # What each scalar key must hold. TOML is typed, but a value of the wrong type would otherwise
@@ -206,15 +210,28 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     except OSError as exc:
         raise _fail(path, f"cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise _fail(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise not_utf8(path, exc) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise _fail(path, f"not valid TOML: {exc}") from exc
+        # tomllib reports the position only inside its message: "(at line 3, column 7)".
+        found = re.search(r"\(at (line \d+, column \d+|end of document)\)$", str(exc))
+        problem = str(exc)[: found.start()].rstrip() if found else str(exc)
+        raise _fail(
+            path,
+            f"not valid TOML: {problem}",
+            record=found.group(1) if found else None,
+            fix="a file cut short ends mid-statement; compare with configs/demo.toml",
+        ) from exc
     unknown = set(raw) - {"study", "models", "train", "eval"}
     if unknown:
-        raise _fail(path, f"unknown table(s) {', '.join(sorted(unknown))}")
+        raise _fail(
+            path,
+            f"unknown table(s) {', '.join(sorted(unknown))}",
+            "top level",
+            "the tables are [study], [[models]], [train] and [[eval]]",
+        )
     study = raw.get("study")
     if not isinstance(study, dict) or "name" not in study:
-        raise _fail(path, "a [study] table with a name is required")
+        raise _fail(path, "a [study] table with a name is required", "[study]", _SEE_DEMO)
     allowed = {"name", "description", "strategies", "alphas", "seeds", "untrained", "keep_models"}
     extra = set(study) - allowed
     if extra:
@@ -238,7 +255,7 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
 
     models_raw = raw.get("models")
     if not isinstance(models_raw, list) or not models_raw:
-        raise _fail(path, "at least one [[models]] entry is required")
+        raise _fail(path, "at least one [[models]] entry is required", "[[models]]", _SEE_DEMO)
     models = []
     for number, entry in enumerate(models_raw, start=1):
         where = f"[[models]] #{number}"
@@ -296,7 +313,7 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
 
     eval_raw = raw.get("eval", [])
     if not isinstance(eval_raw, list) or not eval_raw:
-        raise _fail(path, "at least one [[eval]] entry is required")
+        raise _fail(path, "at least one [[eval]] entry is required", "[[eval]]", _SEE_DEMO)
     eval_fields = {f.name for f in fields(EvalSpec)}
     for number, entry in enumerate(eval_raw, start=1):
         where = f"[[eval]] #{number}"
