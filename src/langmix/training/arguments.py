@@ -91,6 +91,14 @@ class TrainArguments:
         },
     )
     mixed_precision: str = field(default="no", metadata={"help": "no, bf16 or fp16 (GPU)."})
+    full_determinism: bool = field(
+        default=False,
+        metadata={
+            "help": "Deterministic CUDA kernels (transformers' enable_full_determinism): "
+            "bit-reproducible GPU runs without mixed precision, at some speed. CPU runs are "
+            "deterministic without it."
+        },
+    )
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint."})
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace a finished or foreign run in output_dir."}

@@ -142,6 +142,11 @@ class Trainer:
         self.out = Path(args.output_dir)
         self.show_progress = show_progress
         check_mixed_precision(args.mixed_precision)
+        if args.full_determinism:
+            from transformers import enable_full_determinism
+
+            # Before any CUDA work: cuBLAS reads its workspace setting at first use.
+            enable_full_determinism(args.seed)
         # accelerate treats a torchrun launch as multi-process only on GPUs unless told that
         # this is a CPU job; without cpu=True every CPU rank would think it trains alone.
         # step_scheduler_with_optimizer=False: accelerate would otherwise step the learning
