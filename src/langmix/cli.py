@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
 
 USAGE = """usage: langmix COMMAND [options]
 
@@ -67,7 +69,11 @@ def _study(argv: Sequence[str]) -> int:
     parser = HfArgumentParser(StudyArguments, prog="langmix study")
     (args,) = parser.parse_args_into_dataclasses(list(argv))
     summary = run_study(
-        args.config, args.output_dir, data_dir=args.data_dir, show_progress=args.progress
+        args.config,
+        args.output_dir,
+        data_dir=args.data_dir,
+        show_progress=args.progress,
+        overwrite=args.overwrite,
     )
     print(
         f"study: {summary.cells} cells, {summary.skipped} already done, {summary.finished} run, "
@@ -104,6 +110,7 @@ def _encode_corpus(argv: Sequence[str]) -> int:
         batch_size=args.batch_size,
         max_length=args.max_length,
         show_progress=args.progress,
+        overwrite=args.overwrite,
     )
     rank = os.environ.get("RANK", "0")
     print(
@@ -129,6 +136,7 @@ def _index(argv: Sequence[str]) -> int:
         hnsw_m=args.hnsw_m,
         train_size=args.train_size,
         seed=args.seed,
+        overwrite=args.overwrite,
     )
     print(
         f"{document['factory']} over {document['rows']} passages in "
@@ -145,9 +153,20 @@ def _search(argv: Sequence[str]) -> int:
     from langmix.evaluation.index import DenseIndex
     from langmix.evaluation.retrieval import SearchArguments, search_miracl
     from langmix.models import load_model
+    from langmix.outputs import claim_output_dir
 
     parser = HfArgumentParser(SearchArguments, prog="langmix search")
     (args,) = parser.parse_args_into_dataclasses(list(argv))
+    incidental = {"output_dir", "data_dir", "batch_size", "overwrite"}
+    settings = {k: v for k, v in asdict(args).items() if k not in incidental}
+    settings["index"] = str(Path(args.index).resolve())
+    claim_output_dir(
+        args.output_dir,
+        "search",
+        settings,
+        overwrite=args.overwrite,
+        outputs=("run.trec", "metrics.json"),
+    )
     data = load_miracl(args.language, args.split, data_dir=args.data_dir)
     index = DenseIndex(args.index, nprobe=args.nprobe, ef_search=args.ef_search)
     document = search_miracl(

@@ -11,8 +11,11 @@ stop at once with a plain message rather than record every following cell as fai
 from __future__ import annotations
 
 import errno
+import json
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM})
 
@@ -51,3 +54,78 @@ def ensure_writable(directory: str | os.PathLike[str]) -> Path:
             "(choose another output directory or free the disk)"
         ) from exc
     return path
+
+
+class OutputDirError(ValueError):
+    """An output directory holds another run's results; refused unless told to overwrite."""
+
+
+RUN_RECORD = "langmix-run.json"
+
+
+def claim_output_dir(
+    directory: str | os.PathLike[str],
+    command: str,
+    settings: dict[str, Any],
+    *,
+    overwrite: bool = False,
+    outputs: tuple[str, ...] = (),
+) -> Path:
+    """Make ``directory`` this run's, refusing one that holds another configuration's results.
+
+    The settings that shape the results are recorded in ``langmix-run.json``. Where any of
+    ``outputs`` exists, the same command with the same settings may reuse the directory (a
+    rerun replaces its files atomically) and other settings are refused unless ``overwrite``,
+    which first deletes the named ``outputs`` (never anything else in the directory) so no
+    stale file is mistaken for the new run's. Results without a record are refused too.
+
+    Args:
+        directory: The output directory (created if needed, and checked for writability).
+        command: The langmix command, e.g. ``"eval"``.
+        settings: JSON-serialisable settings that determine the results.
+        overwrite: Replace another configuration's results.
+        outputs: File and directory names this command writes.
+
+    Raises:
+        OutputDirError: The directory holds results of other settings and not ``overwrite``.
+        OutputError: The directory cannot be written.
+
+    Example:
+        >>> claim_output_dir("runs/x", "eval", {"model": "m", "dataset": "xquad-r"})  # doctest: +SKIP
+        PosixPath('runs/x')
+    """
+    path = ensure_writable(directory)
+    record = path / RUN_RECORD
+    wanted = {"command": command, "settings": json.loads(json.dumps(settings))}
+    found: dict[str, Any] | None = None
+    # Only results are protected: a run that stopped before writing any (bad arguments, a
+    # kill during set-up) leaves nothing that a corrected command could lose.
+    if any((path / name).exists() for name in outputs):
+        try:
+            found = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            found = {}  # results without a record (an older langmix, or copied in): not ours
+    if found is not None and found != wanted:
+        if not overwrite:
+            raise OutputDirError(
+                f"{path} holds results of {_describe(found, command, wanted['settings'])}; use "
+                "another output directory or pass --overwrite to replace them"
+            )
+        for name in outputs:
+            target = path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    tmp = path / f".{RUN_RECORD}.tmp"
+    tmp.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, record)
+    return path
+
+
+def _describe(found: dict[str, Any], command: str, settings: dict[str, Any]) -> str:
+    if found.get("command") != command:
+        return f"`langmix {found['command']}`" if "command" in found else "an unrecorded run"
+    previous = found.get("settings", {})
+    differ = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+    return f"other settings ({', '.join(differ)} differ)"

@@ -20,6 +20,7 @@ from langmix.evaluation.corpus import (
     shard_count,
 )
 from langmix.evaluation.index import DenseIndex, IndexDirError, build_index
+from langmix.outputs import OutputDirError
 
 MODEL = "offline:multilingual-e5-small@L1"
 
@@ -117,9 +118,23 @@ def test_encode_index_search_resume(tmp_path, corpus, offline_cache):
     # Another truncation into the same directory is refused, naming what differs.
     with pytest.raises(CorpusDirError, match="max_length"):
         encode_corpus(model, path, out, shard_bytes=shard_bytes, max_length=64)
+    with pytest.raises(CorpusDirError, match="one process"):
+        encode_corpus(model, path, out, shard_bytes=shard_bytes, max_length=64, rank=0,
+                      world_size=2, overwrite=True)  # fmt: skip
+    # --overwrite replaces every shard (all re-encoded), then the original settings again.
+    for length in (64, 32):
+        redone = encode_corpus(model, path, out, shard_bytes=shard_bytes, max_length=length,
+                               show_progress=False, overwrite=True)  # fmt: skip
+        assert redone["shards_encoded"] == n_shards and redone["shards_skipped"] == 0
 
     flat = build_index(out, tmp_path / "flat", "flat")
     assert flat["rows"] == len(lines)
+    # Rebuilding the same index is fine; another kind in the same directory needs overwrite.
+    build_index(out, tmp_path / "flat", "flat")
+    with pytest.raises(OutputDirError, match=r"other settings \(hnsw_m, kind differ\)"):
+        build_index(out, tmp_path / "flat", "hnsw", hnsw_m=16)
+    assert build_index(out, tmp_path / "flat", "hnsw", hnsw_m=16, overwrite=True)["kind"] == "hnsw"
+    flat = build_index(out, tmp_path / "flat", "flat", overwrite=True)
     exact = DenseIndex(tmp_path / "flat")
     queries = direct[:25]
     _, top = exact.search(queries, 10)

@@ -1,12 +1,16 @@
 """SIGKILL at random moments, then rerun: nothing finished is lost or duplicated and the final
 numbers equal an uninterrupted run's, bit for bit (CPU).
 
-The kill times are drawn from a seeded generator (``LANGMIX_KILL_SEED``, default 0) as
-fractions of the uninterrupted run's wall time, so a failure can be replayed.
+Kill moments are drawn from a seeded generator (``LANGMIX_KILL_SEED``, default 0) in units
+of progress, not of time: a run is killed a random fraction of a second after its output
+directory holds a drawn number of JSONL lines (logged steps, batches, result rows), so the
+kills land at the same points of the work however loaded the machine is, and a failure can be
+replayed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -36,26 +40,37 @@ def _start(args: list[str], cache: Path) -> subprocess.Popen:
     )
 
 
-def _run(args: list[str], cache: Path) -> float:
-    started = time.monotonic()
+def _run(args: list[str], cache: Path) -> None:
     process = _start(args, cache)
     _, err = process.communicate(timeout=900)
     assert process.returncode == 0, err[-3000:]
-    return time.monotonic() - started
 
 
-def _kill_at_random_moments(args: list[str], cache: Path, duration: float) -> list[float]:
+def _lines_written(out: Path) -> int:
+    """Progress of a run: the lines of every JSONL file it has written so far."""
+    total = 0
+    for path in out.rglob("*.jsonl"):
+        with contextlib.suppress(OSError):  # replaced or truncated while we looked
+            total += path.read_bytes().count(b"\n")
+    return total
+
+
+def _kill_at_random_moments(args: list[str], cache: Path, out: Path, whole: int) -> list:
+    """Start the run up to ``KILLS`` times, SIGKILLing it at a seeded random point of progress
+    (a line count below the uninterrupted run's ``whole``, then up to 0.3 s more)."""
     rng = random.Random(SEED)
     moments = []
     for _ in range(KILLS):
+        target, delay = rng.randint(1, whole - 1), rng.uniform(0.0, 0.3)
         process = _start(args, cache)
-        moment = rng.uniform(0.15, 0.85) * duration
+        while process.poll() is None and _lines_written(out) < target:
+            time.sleep(0.02)
         try:
-            process.wait(timeout=moment)
+            process.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            moments.append(round(moment, 2))
+            moments.append((target, round(delay, 3)))
         else:
             assert process.returncode == 0, process.stderr.read()[-3000:]
     return moments
@@ -74,6 +89,8 @@ name = "offline:multilingual-e5-small@L1"
 [train]
 max_steps = 8
 batch_size = 8
+logging_steps = 1
+log_batches = true
 languages = ["en", "de", "es"]
 save_steps = 2
 eval_steps = 4
@@ -102,9 +119,12 @@ def test_study_killed_at_random_moments(tmp_path, data_dir, model_cache):
 
     # Separate embedding caches: the killed run must not reuse the reference's embeddings.
     _copy_models(model_cache, tmp_path)
-    duration = _run(args(tmp_path / "whole"), tmp_path / "cache-whole")
+    _run(args(tmp_path / "whole"), tmp_path / "cache-whole")
     moments = _kill_at_random_moments(
-        args(tmp_path / "killed"), tmp_path / "cache-killed", duration
+        args(tmp_path / "killed"),
+        tmp_path / "cache-killed",
+        tmp_path / "killed",
+        _lines_written(tmp_path / "whole"),
     )
     _run(args(tmp_path / "killed"), tmp_path / "cache-killed")
     assert moments, "no kill landed before the run finished"
@@ -153,12 +173,15 @@ def test_train_killed_at_random_moments(tmp_path, data_dir, caches):
                 "--freeze-embeddings", "--save-total-limit", "1",
                 "--output-dir", str(out), *extra]  # fmt: skip
 
-    duration = _run(args(tmp_path / "whole"), tmp_path / "cache-whole")
+    _run(args(tmp_path / "whole"), tmp_path / "cache-whole")
     rng_moments = _kill_at_random_moments(
-        args(tmp_path / "killed", "--resume"), tmp_path / "cache-killed", duration
+        args(tmp_path / "killed", "--resume"),
+        tmp_path / "cache-killed",
+        tmp_path / "killed",
+        _lines_written(tmp_path / "whole"),
     )
     _run(args(tmp_path / "killed", "--resume"), tmp_path / "cache-killed")
-    assert rng_moments
+    assert rng_moments, "no kill landed before the run finished"
     a = load_file(tmp_path / "whole" / "model" / "model.safetensors")
     b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
     for key in a:

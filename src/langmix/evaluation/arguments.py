@@ -45,6 +45,10 @@ class EvalArguments:
     cache_embeddings: bool = field(
         default=True, metadata={"help": "Reuse embeddings of texts this model already encoded"}
     )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace results of other settings in output_dir (else refused)."},
+    )
 
     def __post_init__(self) -> None:
         if not self.model:

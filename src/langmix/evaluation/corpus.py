@@ -60,6 +60,10 @@ class EncodeCorpusArguments:
     batch_size: int = field(default=128, metadata={"help": "Encoding batch size."})
     max_length: int = field(default=256, metadata={"help": "Passage truncation (tokens)."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace embeddings of other settings in output_dir (one process)."},
+    )
 
 
 def shard_count(corpus: str | os.PathLike[str], shard_bytes: int) -> int:
@@ -160,17 +164,28 @@ def _dimension(model: SentenceTransformer) -> int:
     return int(method())
 
 
-def _claim(out: Path, manifest: dict[str, Any], rank: int) -> None:
+def _claim(
+    out: Path, manifest: dict[str, Any], rank: int, world_size: int, overwrite: bool
+) -> None:
     path = out / MANIFEST
     if path.exists():
         found = json.loads(path.read_text(encoding="utf-8"))
         differs = [k for k in manifest if k not in _INFORMATIONAL and found.get(k) != manifest[k]]
-        if differs:
+        if not differs:
+            return
+        if not overwrite:
             raise CorpusDirError(
                 f"{out} holds embeddings made with other settings ({', '.join(differs)} "
-                "differ); use another output directory"
+                "differ); use another output directory or pass --overwrite"
             )
-        return
+        if world_size > 1:
+            # Ranks start unsynchronised: one could keep an old shard another is deleting.
+            raise CorpusDirError(
+                f"--overwrite {out}: run it as one process (or delete the directory) first"
+            )
+        path.unlink()  # first: without a manifest the directory no longer claims old shards
+        for shard in out.glob("shard-*"):
+            shard.unlink()
     if rank == 0:
         ensure_writable(out)
         _write_atomic(path, json.dumps(manifest, indent=2).encode("utf-8"))
@@ -188,6 +203,7 @@ def encode_corpus(
     rank: int | None = None,
     world_size: int | None = None,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Encode this process's share of a corpus into float16 shards, skipping finished ones.
 
@@ -205,6 +221,7 @@ def encode_corpus(
         rank: This process's index (default: ``$RANK`` or 0).
         world_size: Number of processes (default: ``$WORLD_SIZE`` or 1).
         show_progress: Show a bar of this process's shards.
+        overwrite: Replace embeddings of other settings (single process only).
 
     Returns:
         ``{"shards_encoded", "shards_skipped", "rows", "seconds"}`` for this process.
@@ -228,7 +245,7 @@ def encode_corpus(
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not valid for world size {world_size}")
     manifest = _manifest(model, model_name, corpus, shard_bytes, max_length)
-    _claim(out, manifest, rank)
+    _claim(out, manifest, rank, world_size, overwrite)
     # Other ranks wait for rank 0's manifest rather than racing to write it.
     deadline = time.monotonic() + 600
     while not (out / MANIFEST).exists():

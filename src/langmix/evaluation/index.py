@@ -29,13 +29,16 @@ from typing import Any
 import numpy as np
 
 from langmix.evaluation.corpus import CorpusEmbeddings
-from langmix.outputs import ensure_writable
+from langmix.outputs import claim_output_dir
 
 INDEX_KINDS = ("flat", "ivfpq", "hnsw")
 
 
 class IndexDirError(ValueError):
     """An index directory is missing, incomplete or made for another encoder."""
+
+
+_OUTPUTS = ("index.faiss", "ids.txt", "index.json")
 
 
 @dataclass
@@ -56,6 +59,10 @@ class IndexArguments:
         default=None, metadata={"help": "ivfpq: training sample (default: 64 * nlist)."}
     )
     seed: int = field(default=0, metadata={"help": "Seed of the training sample."})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace results of other settings in output_dir (else refused)."},
+    )
 
 
 def default_nlist(rows: int) -> int:
@@ -101,6 +108,7 @@ def build_index(
     hnsw_m: int = 32,
     train_size: int | None = None,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Build a faiss index from an embedding directory.
 
@@ -111,6 +119,8 @@ def build_index(
         CorpusDirError: If the embeddings are unfinished.
         DataError: If a docid occurs twice in the corpus.
         ValueError: For an unknown kind or parameters that do not fit the dimension.
+        OutputDirError: If ``output_dir`` holds an index of other settings and not
+            ``overwrite``.
 
     Example:
         >>> build_index("emb/sw", "index/sw-ivfpq", "ivfpq")  # doctest: +SKIP
@@ -118,7 +128,17 @@ def build_index(
     """
     import faiss
 
-    ensure_writable(output_dir)  # before a build that may take hours
+    # Before a build that may take hours.
+    settings = {
+        "embeddings": str(Path(embeddings).resolve()),
+        "kind": kind,
+        "nlist": nlist,
+        "pq_m": pq_m,
+        "hnsw_m": hnsw_m,
+        "train_size": train_size,
+        "seed": seed,
+    }
+    out = claim_output_dir(output_dir, "index", settings, overwrite=overwrite, outputs=_OUTPUTS)
     emb = CorpusEmbeddings(embeddings)
     ids = emb.ids()
     factory, params = _factory(kind, emb.dim, len(ids), nlist, pq_m, hnsw_m)
@@ -137,8 +157,6 @@ def build_index(
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     seconds = time.perf_counter() - started
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     document = {
         "kind": kind,
         "factory": factory,
@@ -151,6 +169,9 @@ def build_index(
         "build_seconds": round(seconds, 3),
         "index_bytes": None,
     }
+    # Not complete until index.json is back: a kill between the files below must not leave a
+    # new index.faiss beside an old index.json and ids.txt.
+    (out / "index.json").unlink(missing_ok=True)
     tmp_index = out / ".index.faiss.tmp"
     faiss.write_index(index, str(tmp_index))
     document["index_bytes"] = tmp_index.stat().st_size

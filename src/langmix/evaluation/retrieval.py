@@ -44,6 +44,10 @@ class SearchArguments:
     ef_search: int = field(default=128, metadata={"help": "hnsw: search list size."})
     batch_size: int = field(default=64, metadata={"help": "Query encoding batch size."})
     query_max_length: int = field(default=64, metadata={"help": "Query truncation (tokens)."})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace results of other settings in output_dir (else refused)."},
+    )
 
 
 def search(

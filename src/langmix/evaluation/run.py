@@ -24,10 +24,20 @@ def run_eval(args: EvalArguments, *, show_progress: bool = True) -> dict[str, An
         ...                              dataset="xquad-r", output_dir="runs/x"))  # doctest: +SKIP
         >>> doc["map"]["multi"]  # doctest: +SKIP
     """
-    from langmix.models import load_model
-    from langmix.outputs import ensure_writable
+    from dataclasses import asdict
 
-    ensure_writable(args.output_dir)  # before any encoding, not after it
+    from langmix.models import load_model
+    from langmix.outputs import claim_output_dir
+
+    # Before any encoding, not after it. What does not change the numbers is left out.
+    incidental = {"output_dir", "data_dir", "batch_size", "cache_embeddings", "overwrite"}
+    claim_output_dir(
+        args.output_dir,
+        "eval",
+        {k: v for k, v in asdict(args).items() if k not in incidental},
+        overwrite=args.overwrite,
+        outputs=("metrics.json", "embeddings.npz", *MIRACL_LANGUAGES),
+    )
     dataset = args.dataset.lower()
     # Load data before the model: a data problem should surface in a second, not after the
     # model has been built.

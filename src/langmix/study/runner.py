@@ -41,16 +41,17 @@ import numpy as np
 from langmix.data.errors import DataError
 from langmix.data.lareqa import load_lareqa
 from langmix.data.records import LareqaDataset
-from langmix.outputs import ensure_writable, is_disk_error
+from langmix.outputs import OutputDirError, ensure_writable, is_disk_error
 from langmix.study.config import Cell, EvalSpec, StudyConfig, load_study_config
 
 RESULTS = "results.jsonl"
 FAILURES = "failures.jsonl"
 # One line per invocation of the runner: where its wall time went (setup, cells, report).
 TIMING = "timing.jsonl"
+STUDY_OUTPUTS = (RESULTS, FAILURES, TIMING, "cells", "report.md", "plots", "study.toml")
 
 
-class StudyDirError(ValueError):
+class StudyDirError(OutputDirError):
     """The output directory belongs to another study."""
 
 
@@ -62,6 +63,10 @@ class StudyArguments:
     output_dir: str = field(metadata={"help": "Study directory (results.jsonl, report.md)."})
     data_dir: str | None = field(default=None, metadata={"help": "Local data directory."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace another study's results in output_dir (else refused)."},
+    )
 
 
 @dataclass
@@ -160,11 +165,17 @@ class StudyRunner:
     """
 
     def __init__(
-        self, config: StudyConfig, output_dir: str | os.PathLike[str], *, show_progress: bool = True
+        self,
+        config: StudyConfig,
+        output_dir: str | os.PathLike[str],
+        *,
+        show_progress: bool = True,
+        overwrite: bool = False,
     ) -> None:
         self.config = config
         self.out = Path(output_dir)
         self.show_progress = show_progress
+        self.overwrite = overwrite
         self._datasets: dict[str, Any] = {}
 
     # -- setup -------------------------------------------------------------------------
@@ -172,16 +183,23 @@ class StudyRunner:
         ensure_writable(self.out)
         copy = self.out / "study.toml"
         source = self.config.path.read_text(encoding="utf-8") if self.config.path else ""
-        if copy.exists():
-            if copy.read_text(encoding="utf-8") != source:
+        if copy.exists() and copy.read_text(encoding="utf-8") == source:
+            return
+        if copy.exists() or (self.out / RESULTS).exists():
+            if not self.overwrite:
                 raise StudyDirError(
                     f"{self.out} holds a different study ({copy} differs from "
-                    f"{self.config.path}); use another --output-dir"
+                    f"{self.config.path}); use another --output-dir or pass --overwrite"
                 )
-        else:
-            tmp = copy.with_name("study.toml.tmp")
-            tmp.write_text(source, encoding="utf-8")
-            os.replace(tmp, copy)
+            for name in STUDY_OUTPUTS:  # only what a study writes, never the rest
+                target = self.out / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink(missing_ok=True)
+        tmp = copy.with_name("study.toml.tmp")
+        tmp.write_text(source, encoding="utf-8")
+        os.replace(tmp, copy)
 
     def eval_dataset(self, spec: EvalSpec) -> Any:
         """The evaluation data of one set, loaded once per study."""
@@ -524,6 +542,7 @@ def run_study(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> StudySummary:
     """Run (or resume) a study; what ``langmix study`` does.
 
@@ -537,4 +556,5 @@ def run_study(
         config = load_study_config(config)
     if data_dir is not None:
         config.train["data_dir"] = str(data_dir)
-    return StudyRunner(config, output_dir, show_progress=show_progress).run()
+    runner = StudyRunner(config, output_dir, show_progress=show_progress, overwrite=overwrite)
+    return runner.run()
