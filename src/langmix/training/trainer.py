@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from langmix.outputs import ensure_writable
+from langmix.outputs import OutputDirError, ensure_writable
 from langmix.sampling.examples import ExampleTable, TrainingSet
 from langmix.sampling.sampler import Batch, LanguageBatchSampler
 from langmix.training.arguments import NON_SHAPING, TrainArguments
@@ -45,10 +45,6 @@ from langmix.training.loss import InfoNCELoss
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
-
-
-class OutputDirError(ValueError):
-    """The output directory holds a run that this one must not silently replace or mix with."""
 
 
 @dataclass
