@@ -111,16 +111,21 @@ def claim_output_dir(
                 f"{path} holds results of {_describe(found, command, wanted['settings'])}; use "
                 "another output directory or pass --overwrite to replace them"
             )
-        for name in outputs:
-            target = path / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
+        remove_outputs(path, outputs)
     tmp = path / f".{RUN_RECORD}.tmp"
     tmp.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, record)
     return path
+
+
+def remove_outputs(directory: Path, names: tuple[str, ...]) -> None:
+    """Delete the named files and folders of ``directory`` (what a command wrote), nothing else."""
+    for name in names:
+        target = directory / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def _describe(found: dict[str, Any], command: str, settings: dict[str, Any]) -> str:

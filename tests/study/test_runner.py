@@ -194,7 +194,7 @@ def test_bad_configs_name_the_file_and_the_problem(tmp_path, data_dir, change, m
         ),
         (
             ('languages = ["en", "de"]', 'languages = ["en", "xx"]'),
-            "[train] train = 'mlqa-r', languages = ['en', 'xx']",
+            "[train] train = ['mlqa-r'], languages = ['en', 'xx']",
             "unknown language(s) xx; available: ar, de, en, es, hi, vi, zh",
         ),
     ],

@@ -41,7 +41,7 @@ import numpy as np
 from langmix.data.errors import DataError
 from langmix.data.lareqa import load_lareqa
 from langmix.data.records import LareqaDataset
-from langmix.outputs import OutputDirError, ensure_writable, is_disk_error
+from langmix.outputs import OutputDirError, ensure_writable, is_disk_error, remove_outputs
 from langmix.study.config import Cell, EvalSpec, StudyConfig, load_study_config
 
 RESULTS = "results.jsonl"
@@ -191,12 +191,7 @@ class StudyRunner:
                     f"{self.out} holds a different study ({copy} differs from "
                     f"{self.config.path}); use another --output-dir or pass --overwrite"
                 )
-            for name in STUDY_OUTPUTS:  # only what a study writes, never the rest
-                target = self.out / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                else:
-                    target.unlink(missing_ok=True)
+            remove_outputs(self.out, STUDY_OUTPUTS)  # only what a study writes
         tmp = copy.with_name("study.toml.tmp")
         tmp.write_text(source, encoding="utf-8")
         os.replace(tmp, copy)
@@ -244,7 +239,7 @@ class StudyRunner:
         and bad evaluation data all stop the study here, before any cell runs.
         """
         from langmix.models import check_model
-        from langmix.training.data import load_training_pairs
+        from langmix.training.data import load_training_sets
         from langmix.training.trainer import check_mixed_precision
 
         for model in self.config.models:
@@ -255,17 +250,8 @@ class StudyRunner:
             args = self.config.train_arguments(trained[0], self.out / "preflight")
             with self._blame("[train] mixed_precision"):
                 check_mixed_precision(args.mixed_precision)
-            for spec in args.train:
-                with self._blame(f"[train] train = {spec!r}, languages = {args.languages}"):
-                    load_training_pairs(
-                        spec,
-                        args.languages,
-                        data_dir=args.data_dir,
-                        with_context=args.with_context,
-                        max_train_queries=args.max_train_queries,
-                        hard_negatives=args.hard_negatives,
-                        seed=args.split_seed,
-                    )
+            with self._blame(f"[train] train = {args.train}, languages = {args.languages}"):
+                load_training_sets(args)
         for spec in self.config.evals:
             self.eval_dataset(spec)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from langmix.data.lareqa import LAREQA_DATASETS, load_lareqa
 from langmix.data.pairs import ParallelPairs, read_pairs_jsonl
+from langmix.training.arguments import TrainArguments
 
 
 def load_training_pairs(
@@ -45,6 +46,27 @@ def load_training_pairs(
     raise ValueError(
         f"unknown training set {spec!r}: use one of {known} or a path to a .jsonl file"
     )
+
+
+def load_training_sets(args: TrainArguments) -> list[ParallelPairs]:
+    """Every training set ``args`` names, loaded with its languages and options.
+
+    Example:
+        >>> sets = load_training_sets(TrainArguments(model="m", train=["mlqa-r"],
+        ...                           output_dir="o", max_steps=1))  # doctest: +SKIP
+    """
+    return [
+        load_training_pairs(
+            spec,
+            args.languages,
+            data_dir=args.data_dir,
+            with_context=args.with_context,
+            max_train_queries=args.max_train_queries,
+            hard_negatives=args.hard_negatives,
+            seed=args.split_seed,
+        )
+        for spec in args.train
+    ]
 
 
 def split_training_sets(

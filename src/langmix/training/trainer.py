@@ -40,7 +40,7 @@ from langmix.outputs import OutputDirError, ensure_writable
 from langmix.sampling.examples import ExampleTable, TrainingSet
 from langmix.sampling.sampler import Batch, LanguageBatchSampler
 from langmix.training.arguments import NON_SHAPING, TrainArguments
-from langmix.training.data import load_training_pairs, split_training_sets
+from langmix.training.data import load_training_sets, split_training_sets
 from langmix.training.loss import InfoNCELoss
 
 CHECKPOINTS = "checkpoints"
@@ -156,18 +156,7 @@ class Trainer:
         self.rank = self.accelerator.process_index
         self.world_size = self.accelerator.num_processes
         # Data first: a bad file should fail in a second, not after the model is loaded.
-        sets = [
-            load_training_pairs(
-                spec,
-                args.languages,
-                data_dir=args.data_dir,
-                with_context=args.with_context,
-                max_train_queries=args.max_train_queries,
-                hard_negatives=args.hard_negatives,
-                seed=args.split_seed,
-            )
-            for spec in args.train
-        ]
+        sets = load_training_sets(args)
         self.train_sets, self.validation_sets = split_training_sets(
             sets, args.validation_fraction, args.split_seed
         )
