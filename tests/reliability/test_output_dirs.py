@@ -85,3 +85,7 @@ def test_study_overwrite_replaces_only_the_studys_files(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["mine.txt", "study.toml"]
     assert (out / "study.toml").read_text() == config_path.read_text()
     StudyRunner(config, out)._claim_output_dir()  # the same study again: reused
+    # A study file alone (a study stopped before its first cell) binds nothing.
+    (out / "study.toml").write_text("[study]\nname = 'other'\n")
+    StudyRunner(config, out)._claim_output_dir()
+    assert (out / "study.toml").read_text() == config_path.read_text()

@@ -142,6 +142,7 @@ def test_another_study_in_the_same_directory_is_refused(tmp_path, data_dir):
     out = tmp_path / "out"
     out.mkdir()
     (out / "study.toml").write_text("[study]\nname = 'other'\n")
+    (out / "results.jsonl").write_text('{"cell": "x"}\n')
     with pytest.raises(StudyDirError, match="different study"):
         run_study(_config(tmp_path, data_dir), out, show_progress=False)
 

@@ -185,7 +185,8 @@ class StudyRunner:
         source = self.config.path.read_text(encoding="utf-8") if self.config.path else ""
         if copy.exists() and copy.read_text(encoding="utf-8") == source:
             return
-        if copy.exists() or (self.out / RESULTS).exists():
+        # Only work is protected: a study stopped before any cell ran leaves nothing to lose.
+        if (self.out / RESULTS).exists() or (self.out / "cells").exists():
             if not self.overwrite:
                 raise StudyDirError(
                     f"{self.out} holds a different study ({copy} differs from "
