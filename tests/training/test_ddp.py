@@ -63,19 +63,27 @@ def test_ranks_share_batch_type_and_never_an_item(two_ranks):
     assert types == {"mono", "cross"}
 
 
-def test_langmix_train_under_torchrun(tmp_path, data_dir, model_cache):
-    out = tmp_path / "run"
+def _torchrun_command(out: Path, data_dir: Path, model_cache: Path, *extra: str):
+    """``langmix train`` on 2 CPU processes under torchrun: the settings both tests share."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LANGMIX_CACHE_DIR": str(model_cache)}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
         "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0",
         "-m", "langmix", "train", "--model", "offline:multilingual-e5-small@L1",
         "--train", "mlqa-r", "--languages", "en,de,es", "--data-dir", str(data_dir),
-        "--sampling", "hybrid", "--batch-size", "8", "--max-steps", "4", "--seed", "3",
-        "--output-dir", str(out), "--log-batches", "--freeze-embeddings",
-        "--query-max-length", "16", "--passage-max-length", "32", "--eval-steps", "2",
-        "--logging-steps", "1", "--warmup-ratio", "0",
+        "--sampling", "hybrid", "--batch-size", "8", "--output-dir", str(out), "--log-batches",
+        "--freeze-embeddings", "--query-max-length", "16", "--passage-max-length", "32",
+        "--logging-steps", "1", *extra,
     ]  # fmt: skip
+    return command, env
+
+
+def test_langmix_train_under_torchrun(tmp_path, data_dir, model_cache):
+    out = tmp_path / "run"
+    command, env = _torchrun_command(
+        out, data_dir, model_cache,
+        "--max-steps", "4", "--seed", "3", "--eval-steps", "2", "--warmup-ratio", "0",
+    )  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("trained 4 steps") == 1  # one report, from rank 0
@@ -95,17 +103,11 @@ def test_langmix_train_under_torchrun(tmp_path, data_dir, model_cache):
 
 
 def _torchrun_train(out: Path, data_dir: Path, model_cache: Path, *extra: str):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "LANGMIX_CACHE_DIR": str(model_cache)}
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-        "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0",
-        "-m", "langmix", "train", "--model", "offline:multilingual-e5-small@L1",
-        "--train", "mlqa-r", "--languages", "en,de,es", "--data-dir", str(data_dir),
-        "--sampling", "hybrid", "--batch-size", "8", "--max-steps", "16", "--seed", "5",
-        "--output-dir", str(out), "--log-batches", "--freeze-embeddings",
-        "--query-max-length", "16", "--passage-max-length", "32", "--save-steps", "2",
-        "--eval-steps", "8", "--logging-steps", "1", "--gradient-cache-chunk", "3", *extra,
-    ]  # fmt: skip
+    command, env = _torchrun_command(
+        out, data_dir, model_cache,
+        "--max-steps", "16", "--seed", "5", "--save-steps", "2", "--eval-steps", "8",
+        "--gradient-cache-chunk", "3", *extra,
+    )  # fmt: skip
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
