@@ -10,14 +10,88 @@ stop at once with a plain message rather than record every following cell as fai
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM})
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; it replaces ``path`` only on success.
+
+    The one temp-file-then-rename writer every langmix output goes through: readers (and a
+    process killed mid-write) see either the old file or the complete new one, never a half.
+    The temporary name keeps ``path``'s suffix, so writers that pick a format from it
+    (``np.savez``, matplotlib) behave as for the real name. On an exception the temporary
+    file is removed and ``path`` is left as it was.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "rows.txt"
+        >>> with atomic_path(target) as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> target.read_text()
+        'done'
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
+    """Write ``document`` as indented UTF-8 JSON to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Append ``record`` as one JSON line, in one write, flushed and synced.
+
+    A kill leaves either the whole line or a cut last line, which langmix's JSONL readers
+    drop and the next run redoes; ``fsync`` makes the same hold for a power cut.
+
+    Example:
+        >>> import tempfile
+        >>> log = Path(tempfile.mkdtemp()) / "log.jsonl"
+        >>> append_jsonl(log, {"step": 1}); append_jsonl(log, {"step": 2})
+        >>> log.read_text().splitlines()
+        ['{"step": 1}', '{"step": 2}']
+    """
+    data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe form of a model, cell or evaluation-set name (one rule everywhere).
+
+    Example:
+        >>> safe_name("mlqa-r:heldout"), safe_name("xquad-r[:12]"), safe_name("offline:e5@L2")
+        ('mlqa-r-heldout', 'xquad-r-12', 'offline-e5@L2')
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9._,@=+-]", "-", name)
+    return re.sub(r"-{2,}", "-", cleaned).strip("-")
 
 
 class OutputError(ValueError):
@@ -112,9 +186,7 @@ def claim_output_dir(
                 "another output directory or pass --overwrite to replace them"
             )
         remove_outputs(path, outputs)
-    tmp = path / f".{RUN_RECORD}.tmp"
-    tmp.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, record)
+    write_json_atomic(record, wanted)
     return path
 
 
