@@ -48,11 +48,33 @@ def _run(args: list[str], cache: Path) -> None:
 
 def _lines_written(out: Path) -> int:
     """Progress of a run: the lines of every JSONL file it has written so far."""
+    # The run renames and deletes directories (checkpoint staging) while we walk: os.walk
+    # skips a directory that vanished (its onerror default), where Path.rglob raises.
     total = 0
-    for path in out.rglob("*.jsonl"):
-        with contextlib.suppress(OSError):  # replaced or truncated while we looked
-            total += path.read_bytes().count(b"\n")
+    for root, _, files in os.walk(out):
+        for name in files:
+            if name.endswith(".jsonl"):
+                with contextlib.suppress(OSError):  # replaced or removed while we looked
+                    total += (Path(root) / name).read_bytes().count(b"\n")
     return total
+
+
+def test_progress_poller_tolerates_entries_that_vanish(tmp_path, monkeypatch):
+    """The trainer renames checkpoint staging folders while the poller walks the output: a
+    folder listed by its parent and gone before it is read must be skipped, not raise."""
+    (tmp_path / "results.jsonl").write_text("{}\n{}\n")
+    staging = tmp_path / "checkpoints" / ".step-2.tmp"
+    staging.mkdir(parents=True)
+    (staging / "log.jsonl").write_text("{}\n")
+    real_scandir = os.scandir
+
+    def scandir_after_rename(path="."):
+        if isinstance(path, (str, os.PathLike)) and Path(path) == staging:  # the rename lands between listing and reading
+            staging.rename(tmp_path / "checkpoints" / "step-2")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir_after_rename)
+    assert _lines_written(tmp_path) == 2
 
 
 def _kill_at_random_moments(args: list[str], cache: Path, out: Path, whole: int) -> list:
