@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from langmix.study.report import build_report, load_rows, safe_name
+from langmix.outputs import safe_name
+from langmix.study.report import build_report, load_rows
 from langmix.study.statistics import headline, seed_summary
 
 LANGS = ["en", "de", "es"]
@@ -266,7 +267,7 @@ def test_every_plot_exists_is_a_png_and_is_linked(built) -> None:
     assert sorted(links) == sorted(f"plots/{name}" for name in expected)
     for link in links:
         assert (study / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list((study / "plots").glob(".*tmp"))
+    assert not list((study / "plots").glob(".*tmp*"))
 
 
 def test_clearly_better_hybrid_is_significant_and_equal_hybrid_is_not(built) -> None:
@@ -315,4 +316,4 @@ def test_rebuild_gives_the_same_report(built) -> None:
         return re.sub(r"^Built: .*$", "", text, flags=re.MULTILINE)
 
     assert strip(again) == strip(report)
-    assert not list(study.glob(".*tmp"))
+    assert not list(study.glob(".*tmp*"))

@@ -1,8 +1,10 @@
-"""Figures of a scaling study, drawn from plain numbers (no knowledge of the results format).
+"""Figures of a scaling study: drawing functions on plain numbers, and the study's figures.
 
-:mod:`langmix.study.report` reduces ``results.jsonl`` and the per-query files to the
-series below and calls one function per figure; keeping the drawing code free of the
-study's data model lets each figure be tested and restyled on its own.
+The drawing functions (:func:`metric_vs_size`, :func:`hybrid_gain`, :func:`pair_heatmap`)
+take the plain series defined here and know nothing of the results format, so each figure
+can be tested and restyled on its own. :func:`draw_plots`, at the end, is the one place
+that reduces a :class:`~langmix.study.results.Study` and its comparisons to those series
+and writes every figure the report links to.
 
 Figures are built on a bare :class:`matplotlib.figure.Figure` with the Agg canvas rather
 than through ``pyplot``: no global backend switch, no figure registry to leak memory
@@ -16,27 +18,50 @@ Example:
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from langmix.outputs import atomic_path, safe_name
+from langmix.study.comparisons import CONFIDENCE, Comparisons, gains
+from langmix.study.results import METRIC_NAMES, Size, Study, cell_summary, format_count
+
 __all__ = [
+    "PLOTS",
     "GainSeries",
     "Heatmap",
     "Series",
+    "draw_plots",
     "hybrid_gain",
     "metric_vs_size",
     "pair_heatmap",
+    "plot_heatmap",
+    "plot_hybrid_gain",
+    "plot_metrics_vs_size",
+    "plot_rank_distance_vs_size",
     "save_figure",
 ]
+
+PLOTS = "plots"
 
 # One column per panel at this width keeps three panels readable on a laptop screen.
 _PANEL_WIDTH = 4.6
 _PANEL_HEIGHT = 3.8
+# Per evaluation kind: metrics of the hybrid-gain panels and of the score-vs-size panels.
+_GAIN_PANELS = {
+    "lareqa": ("map_mono", "map_cross", "map_multi"),
+    "miracl": ("ndcg@10", "map@100"),
+}
+_SIZE_PANELS = {
+    "lareqa": ("map_mono", "map_cross", "map_multi"),
+    "miracl": ("ndcg@10", "recall@100", "map@100"),
+}
 
 
 @dataclass(frozen=True)
@@ -106,7 +131,7 @@ class Heatmap:
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` as a PNG atomically (temporary file, then rename).
+    """Write ``fig`` as a PNG atomically (:func:`langmix.outputs.atomic_path`).
 
     A reader (or a browser previewing the report) never sees half a PNG, and an
     interrupted rebuild leaves the previous figure in place.
@@ -123,10 +148,9 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     FigureCanvasAgg(fig)  # attaches the Agg canvas; savefig then renders without pyplot
-    fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return path
 
 
@@ -281,3 +305,180 @@ def pair_heatmap(
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- the study's figures
+
+
+def _xticks(sizes: Sequence[Size]) -> list[tuple[float, str]]:
+    return [(float(s.non_embedding), f"{s.label}\n{format_count(s.non_embedding)}") for s in sizes]
+
+
+def _size_series(study: Study, eval_set: str, metric: str) -> list[Series]:
+    sizes = study.sizes
+    series = []
+    for arm in study.arms_for(eval_set):
+        summaries = [cell_summary(study.cell_rows(eval_set, s, arm), metric) for s in sizes]
+        has_sd = any(sd is not None for _, sd in summaries)
+        series.append(
+            Series(
+                arm.label,
+                [float(s.non_embedding) for s in sizes],
+                [mean for mean, _ in summaries],
+                [sd or 0.0 for _, sd in summaries] if has_sd else None,
+                dashed=arm.strategy == "untrained",
+            )
+        )
+    return series
+
+
+def plot_metrics_vs_size(study: Study, eval_set: str, path: Path) -> Path:
+    """``map_vs_size``: one panel per headline metric, a line per strategy.
+
+    Example:
+        >>> plot_metrics_vs_size(study, "xquad-r", Path("plots/map_vs_size_xquad-r.png"))  # doctest: +SKIP
+        PosixPath('plots/map_vs_size_xquad-r.png')
+    """
+    panels = [
+        (METRIC_NAMES[m], _size_series(study, eval_set, m))
+        for m in _SIZE_PANELS[study.eval_kind[eval_set]]
+    ]
+    return metric_vs_size(
+        path, panels, xticks=_xticks(study.sizes), title=f"{eval_set}: score vs model size"
+    )
+
+
+def plot_rank_distance_vs_size(study: Study, eval_set: str, path: Path) -> Path:
+    """``rank_distance_vs_size``: rank distance per strategy over size (lower is better).
+
+    Example:
+        >>> plot_rank_distance_vs_size(study, "xquad-r", Path("plots/rd.png"))  # doctest: +SKIP
+        PosixPath('plots/rd.png')
+    """
+    panels = [("rank distance (lower is better)", _size_series(study, eval_set, "rank_distance"))]
+    return metric_vs_size(
+        path, panels, xticks=_xticks(study.sizes), title=f"{eval_set}: rank distance vs size"
+    )
+
+
+def plot_hybrid_gain(
+    study: Study, comparisons: Comparisons, eval_set: str, path: Path
+) -> Path | None:
+    """``hybrid_gain``: hybrid minus the best baseline with its CI band, per metric.
+
+    Returns:
+        The path written, or ``None`` when no size has both hybrid and a baseline.
+
+    Example:
+        >>> plot_hybrid_gain(study, comparisons, "xquad-r", Path("plots/gain.png"))  # doctest: +SKIP
+        PosixPath('plots/gain.png')
+    """
+    panels = []
+    for metric in _GAIN_PANELS[study.eval_kind[eval_set]]:
+        series = []
+        for arm in study.hybrid_arms(eval_set):
+            found = gains(study, comparisons, eval_set, metric, arm)
+            if found:
+                series.append(
+                    GainSeries(
+                        arm.label,
+                        [float(s.non_embedding) for s, _, _ in found],
+                        [c.difference for _, _, c in found],
+                        [c.ci_low for _, _, c in found],
+                        [c.ci_high for _, _, c in found],
+                        [b for _, b, _ in found],
+                    )
+                )
+        panels.append((METRIC_NAMES[metric], series))
+    if not any(series for _, series in panels):
+        return None
+    return hybrid_gain(
+        path,
+        panels,
+        xticks=_xticks(study.sizes),
+        title=f"{eval_set}: hybrid − best baseline ({CONFIDENCE:.0%} CI)",
+    )
+
+
+def _pair_matrix(rows: Sequence[dict[str, Any]]) -> tuple[list[str], np.ndarray]:
+    """Seed-mean ``per_pair_map`` as a query x passage language matrix."""
+    pairs: dict[tuple[str, str], list[float]] = defaultdict(list)
+    languages: dict[str, None] = {}  # ordered set, in the rows' own language order
+    for row in rows:
+        for key, value in (row.get("per_pair_map") or {}).items():
+            query, passage = key.split("-", 1)
+            languages.setdefault(query)
+            languages.setdefault(passage)
+            pairs[(query, passage)].append(float(value))
+    langs = list(languages)
+    matrix = np.full((len(langs), len(langs)), np.nan)
+    for (query, passage), values in pairs.items():
+        matrix[langs.index(query), langs.index(passage)] = float(np.mean(values))
+    return langs, matrix
+
+
+def plot_heatmap(study: Study, eval_set: str, path: Path) -> Path | None:
+    """``heatmap``: per-language-pair mAP of hybrid for the largest model that has it.
+
+    Returns:
+        The path written, or ``None`` when no hybrid row has per-pair scores.
+
+    Example:
+        >>> plot_heatmap(study, "xquad-r", Path("plots/heatmap_xquad-r.png"))  # doctest: +SKIP
+        PosixPath('plots/heatmap_xquad-r.png')
+    """
+    for size in reversed(study.sizes):
+        panels = []
+        for arm in study.hybrid_arms(eval_set):
+            langs, matrix = _pair_matrix(study.cell_rows(eval_set, size, arm))
+            if langs:
+                panels.append(Heatmap(f"{arm.label}, {size.label}", langs, langs, matrix))
+        if panels:
+            return pair_heatmap(path, panels, title=f"{eval_set}: mAP by query × passage language")
+    return None
+
+
+def draw_plots(study: Study, comparisons: Comparisons) -> dict[str, list[tuple[str, Path]]]:
+    """Draw every figure into ``STUDY_DIR/plots``.
+
+    Args:
+        study: The loaded study.
+        comparisons: Its comparisons (for the hybrid-gain figures).
+
+    Returns:
+        Per evaluation set, the (caption, path) of each figure drawn.
+
+    Example:
+        >>> draw_plots(study, comparisons)["xquad-r"][0]  # doctest: +SKIP
+        ('Score vs size', PosixPath('runs/scaling/plots/map_vs_size_xquad-r.png'))
+    """
+    out: dict[str, list[tuple[str, Path]]] = {}
+    folder = study.directory / PLOTS
+    for eval_set in study.eval_sets:
+        name = safe_name(eval_set)
+        lareqa = study.eval_kind[eval_set] == "lareqa"
+        figures: list[tuple[str, Path | None]] = [
+            (
+                "Score vs size",
+                plot_metrics_vs_size(study, eval_set, folder / f"map_vs_size_{name}.png"),
+            ),
+            (
+                "Hybrid − best baseline vs size",
+                plot_hybrid_gain(study, comparisons, eval_set, folder / f"hybrid_gain_{name}.png"),
+            ),
+        ]
+        if lareqa:
+            figures += [
+                (
+                    "Rank distance vs size",
+                    plot_rank_distance_vs_size(
+                        study, eval_set, folder / f"rank_distance_vs_size_{name}.png"
+                    ),
+                ),
+                (
+                    "Hybrid mAP per language pair, largest model",
+                    plot_heatmap(study, eval_set, folder / f"heatmap_{name}.png"),
+                ),
+            ]
+        out[eval_set] = [(caption, p) for caption, p in figures if p is not None]
+    return out
