@@ -18,33 +18,37 @@ pairs (cross), over languages (mono) or over query languages (multi).
 
 Why this is hand-written: no evaluation library implements this protocol (pooled
 multilingual ranking with one relevant per language, language-pair macro averaging,
-rank distance), and handing a dense 13k x 13k run to ``pytrec_eval`` takes minutes and
-gigabytes of Python dicts. Here only the ranks of the relevant candidates are needed,
-so each chunk of the float32 score matrix is sorted once per language block and the
-ranks are read off by binary search, which keeps the total cost within a small factor
-of the ``Q @ C.T`` product itself and independent of the relevant-set size.
+rank distance). Every number here is a function of two ranks per relevant candidate,
+which :mod:`langmix.evaluation.ranking` computes in one pass over the score matrix (its
+docstring gives the algorithm and the exact tie convention); the inputs are checked by
+:mod:`langmix.evaluation.validation`. This module turns those ranks into per-query scores
+and aggregates them.
 
-Tie convention (exact, deterministic): candidates are ordered by score descending and,
-among equal scores, by candidate index ascending. The rank of relevant candidate ``j``
-with score ``s_j`` within a pool ``P`` is therefore::
-
-    rank = 1 + #{i in P : s_i > s_j} + #{i in P : s_i == s_j and i < j}
-
-Scores are the float32 dot products computed here; ranks are exact with respect to those
-numbers (no epsilon), so duplicate sentences (identical embeddings) are ranked by index.
+Example:
+    >>> q = np.eye(2, dtype=np.float32)
+    >>> c = np.array([[1, 0], [0, 1], [0.6, 0.8]], dtype=np.float32)
+    >>> res = evaluate_lareqa(q, c, np.array([0, 1]), np.array([0, 0, 1]),
+    ...                       np.array([0, 2, 3]), np.array([0, 2, 2]), ["en", "de"])
+    >>> res.map
+    {'mono': 1.0, 'cross': 1.0, 'multi': 0.75}
 """
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import torch
+
+from langmix.evaluation.ranking import (
+    RelevantRanks,
+    default_threads,
+    rank_kernel,
+    relevant_ranks,
+    resolve_chunk_size,
+)
+from langmix.evaluation.validation import check_embeddings, check_lang, check_relevant
 
 __all__ = [
     "LareqaPerQuery",
@@ -55,25 +59,8 @@ __all__ = [
     "relevant_ranks",
 ]
 
-# Score buffer per chunk, in bytes; large enough for GEMM efficiency, small enough that a
-# 13k-candidate pool never needs more than a few hundred MB in flight.
-_CHUNK_BYTES = 64 * 2**20
-# Tied (query, relevant) pairs handled per vectorised step of the exact tie recount;
-# bounds its [pairs, block size] mask.
-_TIE_BATCH = 1024
-
-
-class RelevantRanks(NamedTuple):
-    """Ranks of every relevant candidate, aligned with ``rel_indices``.
-
-    Attributes:
-        in_lang: 1-based rank among the candidates of the relevant candidate's own
-            language (the mono/cross-lingual pool).
-        pooled: 1-based rank in the whole candidate pool (the multilingual pool).
-    """
-
-    in_lang: np.ndarray
-    pooled: np.ndarray
+# RelevantRanks and relevant_ranks live in langmix.evaluation.ranking and are re-exported
+# here, the module of the public LAReQA API.
 
 
 @dataclass(frozen=True)
@@ -211,352 +198,6 @@ def _json_num(x: Any) -> float | int | None:
     return _json_float(x)
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _as_int_array(x: Any, name: str, ndim: int = 1) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
-    return arr.astype(np.int64, copy=False)
-
-
-def _check_embeddings(emb: Any, name: str, pool: str) -> np.ndarray:
-    if not isinstance(emb, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(emb).__name__}")
-    if emb.ndim != 2:
-        raise ValueError(f"{name} must be 2-D [n, d], got shape {emb.shape}")
-    if emb.dtype != np.float32:
-        # float64 would double memory traffic and change tie structure; be explicit.
-        raise TypeError(f"{name} must be float32, got {emb.dtype}")
-    if emb.shape[0] == 0:
-        raise ValueError(f"{name} has no rows: the {pool} is empty")
-    if not np.isfinite(emb).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return np.ascontiguousarray(emb)
-
-
-def _check_lang(codes: Any, n: int, name: str, n_lang: int | None) -> np.ndarray:
-    arr = _as_int_array(codes, name)
-    if arr.shape[0] != n:
-        raise ValueError(f"{name} has length {arr.shape[0]}, expected {n}")
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"{name} has negative language codes")
-    if n_lang is not None and arr.size and arr.max() >= n_lang:
-        raise ValueError(
-            f"{name} has language code {int(arr.max())} but only {n_lang} languages are named"
-        )
-    return arr
-
-
-def _check_relevant(
-    indptr: Any, indices: Any, nq: int, nc: int, cand_lang: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    indptr = _as_int_array(indptr, "rel_indptr")
-    indices = _as_int_array(indices, "rel_indices")
-    if indptr.shape[0] != nq + 1:
-        raise ValueError(f"rel_indptr has length {indptr.shape[0]}, expected nq + 1 = {nq + 1}")
-    if indptr[0] != 0 or indptr[-1] != indices.shape[0]:
-        raise ValueError(
-            f"rel_indptr must start at 0 and end at len(rel_indices) = {indices.shape[0]}, "
-            f"got {int(indptr[0])}..{int(indptr[-1])}"
-        )
-    counts = np.diff(indptr)
-    if (counts < 0).any():
-        raise ValueError("rel_indptr must be non-decreasing")
-    empty = np.flatnonzero(counts == 0)
-    if empty.size:
-        raise ValueError(f"query {int(empty[0])} has no relevant candidates")
-    if indices.size and (indices.min() < 0 or indices.max() >= nc):
-        bad = int(indices[(indices < 0) | (indices >= nc)][0])
-        raise IndexError(f"rel_indices has candidate index {bad} outside [0, {nc})")
-    # One relevant per language per query is what makes mono/cross AP = 1/rank valid.
-    rq = np.repeat(np.arange(nq, dtype=np.int64), counts)
-    key = rq * (int(cand_lang.max()) + 1) + cand_lang[indices]
-    order = np.argsort(key, kind="stable")
-    dup = np.flatnonzero(np.diff(key[order]) == 0)
-    if dup.size:
-        a, b = indices[order[dup[0]]], indices[order[dup[0] + 1]]
-        q = int(rq[order[dup[0]]])
-        raise ValueError(
-            f"query {q} has two relevant candidates ({int(a)} and {int(b)}) in language "
-            f"code {int(cand_lang[a])}; LAReQA allows at most one per language"
-        )
-    return indptr, indices
-
-
-def _check_chunk(chunk_size: int | None, nc: int) -> int:
-    if chunk_size is None:
-        return max(1, _CHUNK_BYTES // (4 * nc))
-    if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    return int(chunk_size)
-
-
-def _default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
-
-
-# ------------------------------------------------------------------------------ kernel
-
-
-def relevant_ranks(
-    query_emb: np.ndarray,
-    cand_emb: np.ndarray,
-    cand_lang: np.ndarray,
-    rel_indptr: np.ndarray,
-    rel_indices: np.ndarray,
-    *,
-    chunk_size: int | None = None,
-    n_threads: int | None = None,
-) -> RelevantRanks:
-    """Rank every relevant candidate within its language and within the whole pool.
-
-    Scores are ``query_emb @ cand_emb.T`` in float32, computed ``chunk_size`` queries
-    at a time. Ties are broken by candidate index (see module docstring):
-    ``rank = 1 + #(score > s_j) + #(score == s_j and index < j)`` over the pool.
-
-    Args:
-        query_emb: ``[nq, d]`` float32 query embeddings.
-        cand_emb: ``[nc, d]`` float32 candidate embeddings.
-        cand_lang: ``[nc]`` integer language code of each candidate.
-        rel_indptr: ``[nq + 1]`` CSR row pointer of the relevant sets.
-        rel_indices: Candidate indices of the relevant sets (CSR column indices), at most
-            one per language per query.
-        chunk_size: Queries per score chunk; default keeps a chunk around 64 MiB.
-        n_threads: Threads for the per-chunk sort; default: usable CPU cores.
-
-    Returns:
-        ``RelevantRanks(in_lang, pooled)``, int64 arrays aligned with ``rel_indices``.
-
-    Raises:
-        TypeError: Non-float32 embeddings or non-integer index arrays.
-        ValueError: Shape mismatches, empty pools, queries without relevant candidates,
-            two relevant candidates of one query in the same language.
-        IndexError: Relevant candidate index out of range.
-
-    Example:
-        >>> q = np.eye(2, dtype=np.float32)
-        >>> c = np.array([[1, 0], [0, 1], [0.6, 0.8]], dtype=np.float32)
-        >>> r = relevant_ranks(q, c, np.array([0, 0, 1]), np.array([0, 2, 3]),
-        ...                    np.array([0, 2, 2]))
-        >>> r.in_lang.tolist(), r.pooled.tolist()
-        ([1, 1, 1], [1, 2, 2])
-    """
-    q = _check_embeddings(query_emb, "query_emb", "query set")
-    c = _check_embeddings(cand_emb, "cand_emb", "candidate pool")
-    if q.shape[1] != c.shape[1]:
-        raise ValueError(f"embedding dims differ: query_emb {q.shape}, cand_emb {c.shape}")
-    cl = _check_lang(cand_lang, c.shape[0], "cand_lang", None)
-    indptr, indices = _check_relevant(rel_indptr, rel_indices, q.shape[0], c.shape[0], cl)
-    return _ranks_kernel(
-        q,
-        c,
-        cl,
-        indptr,
-        indices,
-        _check_chunk(chunk_size, c.shape[0]),
-        n_threads or _default_threads(),
-    )
-
-
-def _count_greater(
-    scores: np.ndarray,
-    rel_s: np.ndarray,
-    rel_blk: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    gt_all: np.ndarray,
-    gt_own: np.ndarray,
-    eq_blk: np.ndarray,
-) -> None:
-    """Fill per-relevant counts of greater scores and per-block equal scores (in place)."""
-    # Sorting a block row once answers all relevant ranks of that row by binary search,
-    # so the cost does not grow with the relevant-set size.
-    vals = torch.from_numpy(rel_s)
-    for k in range(starts.shape[0]):
-        a, e = int(starts[k]), int(ends[k])
-        srt = torch.from_numpy(np.sort(scores[:, a:e], axis=1))
-        le = torch.searchsorted(srt, vals, right=True).numpy()
-        lt = torch.searchsorted(srt, vals, right=False).numpy()
-        gt = (e - a) - le
-        gt_all += gt
-        eq_blk[:, :, k] = le - lt
-        own = rel_blk == k
-        gt_own[own] = gt[own]
-
-
-def _gemm_drifted(q: np.ndarray, c: np.ndarray, pos: np.ndarray, got: np.ndarray) -> bool:
-    """True if GEMM scores ``got`` [b, R] for rows ``q[:b]`` x ``c[pos]`` are not float32."""
-    b = pos.shape[0]
-    pairs = c[pos]
-    got = got[:b]
-    direct = np.einsum("bd,brd->br", q[:b], pairs)
-    # Worst-case float32 rounding of a length-d dot product is about d * eps * |q||c|;
-    # bf16 inputs are off by orders of magnitude more.
-    tol = 2.0 * max(q.shape[1], 16) * float(np.finfo(np.float32).eps)
-    bound = tol * np.linalg.norm(q[:b], axis=1)[:, None] * np.linalg.norm(pairs, axis=2)
-    return bool((np.abs(got - direct) > bound + 1e-30).any())
-
-
-def _break_ties(
-    scores: np.ndarray,
-    rel_s: np.ndarray,
-    rel_pos: np.ndarray,
-    rel_blk: np.ndarray,
-    valid: np.ndarray,
-    eq_blk: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    perm: np.ndarray,
-    tie_all: np.ndarray,
-    tie_own: np.ndarray,
-) -> None:
-    """Count exact ties with a smaller candidate index (in place), block by block."""
-    for k in range(starts.shape[0]):
-        a, e = int(starts[k]), int(ends[k])
-        own = rel_blk == k
-        # A relevant candidate always ties with itself in its own block; anything more is
-        # a genuine exact tie, which is rare, so only those (query, relevant, block)
-        # triples pay for a scan, and only of that block.
-        t_row, t_col = np.nonzero(valid & (eq_blk[:, :, k] > own))
-        for t0 in range(0, t_row.shape[0], _TIE_BATCH):
-            tr, tc = t_row[t0 : t0 + _TIE_BATCH], t_col[t0 : t0 + _TIE_BATCH]
-            j_orig = perm[rel_pos[tr, tc]]
-            hit, col = np.nonzero(scores[tr, a:e] == rel_s[tr, tc][:, None])
-            before = hit[perm[a + col] < j_orig[hit]]
-            n_before = np.bincount(before, minlength=tr.shape[0])
-            tie_all[tr, tc] += n_before
-            tie_own[tr, tc] += np.where(own[tr, tc], n_before, 0)
-
-
-def _ranks_kernel(
-    q: np.ndarray,
-    c: np.ndarray,
-    cand_lang: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    chunk_size: int,
-    n_threads: int,
-) -> RelevantRanks:
-    nq, nc = q.shape[0], c.shape[0]
-    # Make each language a contiguous column block so a per-language pool is a slice;
-    # the stable sort keeps index order inside a block, which the tie rule relies on.
-    perm = np.argsort(cand_lang, kind="stable")
-    pos = np.empty(nc, dtype=np.int64)
-    pos[perm] = np.arange(nc)
-    lang_sorted = cand_lang[perm]
-    codes, starts = np.unique(lang_sorted, return_index=True)
-    ends = np.append(starts[1:], nc)
-    # The GEMM goes through torch, not numpy: numpy's OpenBLAS threads keep spinning
-    # after each product and starve the sort threads (measured 2x slower end to end),
-    # whereas torch's own pool cooperates with them.
-    c_perm = np.ascontiguousarray(c[perm])
-    c_t = torch.from_numpy(c_perm).T
-    q_t = torch.from_numpy(q if q.flags.writeable else q.copy())
-    use_torch = True
-
-    counts = np.diff(indptr)
-    r_max = int(counts.max())
-    rq = np.repeat(np.arange(nq), counts)
-    col = np.arange(indices.shape[0]) - indptr[rq]
-    # Pad short relevant sets with a copy of their first entry; padded slots are
-    # computed like the rest and dropped when scattering back.
-    pad_pos = np.repeat(pos[indices[indptr[:-1]]][:, None], r_max, axis=1)
-    pad_pos[rq, col] = pos[indices]
-    pad_blk = np.searchsorted(codes, lang_sorted[pad_pos])
-    valid = np.zeros((nq, r_max), dtype=bool)
-    valid[rq, col] = True
-
-    out_in = np.empty((nq, r_max), dtype=np.int64)
-    out_pool = np.empty((nq, r_max), dtype=np.int64)
-    buf = np.empty((min(chunk_size, nq), nc), dtype=np.float32)
-    buf_t = torch.from_numpy(buf)  # shares memory: the GEMM writes straight into buf
-
-    executor = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
-    try:
-        for i0 in range(0, nq, chunk_size):
-            i1 = min(i0 + chunk_size, nq)
-            scores = buf[: i1 - i0]
-            if use_torch:
-                torch.matmul(q_t[i0:i1], c_t, out=buf_t[: i1 - i0])
-            else:
-                np.matmul(q[i0:i1], c_perm.T, out=scores)
-            rel_s = np.ascontiguousarray(np.take_along_axis(scores, pad_pos[i0:i1], axis=1))
-            # torch.set_float32_matmul_precision("medium") (common in training code)
-            # makes CPU matmuls run in bf16; check the first chunk's relevant scores
-            # against a plain float32 dot product and fall back to numpy's GEMM if they
-            # drifted (the setting cannot change mid-call, so one chunk is enough).
-            n_check = min(i1, 256)  # bounds the [n, R, d] gather of the check
-            if use_torch and i0 == 0 and _gemm_drifted(q, c_perm, pad_pos[:n_check], rel_s):
-                warnings.warn(
-                    "torch float32 matmul runs at reduced precision "
-                    f"(float32_matmul_precision={torch.get_float32_matmul_precision()!r}); "
-                    "LAReQA scores fall back to numpy's float32 GEMM (slower)",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                use_torch = False
-                np.matmul(q[i0:i1], c_perm.T, out=scores)
-                rel_s = np.ascontiguousarray(np.take_along_axis(scores, pad_pos[i0:i1], axis=1))
-            gt_all = np.zeros((i1 - i0, r_max), dtype=np.int64)
-            gt_own = np.zeros_like(gt_all)
-            eq_blk = np.zeros((i1 - i0, r_max, codes.shape[0]), dtype=np.int64)
-
-            b = i1 - i0
-            parts = [(0, b)]
-            if executor is not None and b >= 2 * n_threads:
-                edges = np.linspace(0, b, n_threads + 1).astype(int)
-                parts = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
-            jobs = [
-                (
-                    scores[r0:r1],
-                    rel_s[r0:r1],
-                    pad_blk[i0 + r0 : i0 + r1],
-                    starts,
-                    ends,
-                    gt_all[r0:r1],
-                    gt_own[r0:r1],
-                    eq_blk[r0:r1],
-                )
-                for r0, r1 in parts
-            ]
-            if len(jobs) == 1:
-                _count_greater(*jobs[0])
-            else:
-                # np.sort and torch release the GIL, so threads give real parallelism.
-                list(executor.map(lambda job: _count_greater(*job), jobs))
-
-            tie_all = np.zeros_like(gt_all)
-            tie_own = np.zeros_like(gt_all)
-            _break_ties(
-                scores,
-                rel_s,
-                pad_pos[i0:i1],
-                pad_blk[i0:i1],
-                valid[i0:i1],
-                eq_blk,
-                starts,
-                ends,
-                perm,
-                tie_all,
-                tie_own,
-            )
-
-            out_pool[i0:i1] = 1 + gt_all + tie_all
-            out_in[i0:i1] = 1 + gt_own + tie_own
-    finally:
-        if executor is not None:
-            executor.shutdown()
-
-    return RelevantRanks(in_lang=out_in[rq, col], pooled=out_pool[rq, col])
-
-
 # ----------------------------------------------------------------------------- metrics
 
 
@@ -607,22 +248,22 @@ def evaluate_lareqa(
     if len(set(languages)) != len(languages):
         raise ValueError(f"languages has duplicate names: {languages}")
     n_lang = len(languages)
-    q = _check_embeddings(query_emb, "query_emb", "query set")
-    c = _check_embeddings(cand_emb, "cand_emb", "candidate pool")
+    q = check_embeddings(query_emb, "query_emb", "query set")
+    c = check_embeddings(cand_emb, "cand_emb", "candidate pool")
     if q.shape[1] != c.shape[1]:
         raise ValueError(f"embedding dims differ: query_emb {q.shape}, cand_emb {c.shape}")
-    ql = _check_lang(query_lang, q.shape[0], "query_lang", n_lang)
-    cl = _check_lang(cand_lang, c.shape[0], "cand_lang", n_lang)
-    indptr, indices = _check_relevant(rel_indptr, rel_indices, q.shape[0], c.shape[0], cl)
+    ql = check_lang(query_lang, q.shape[0], "query_lang", n_lang)
+    cl = check_lang(cand_lang, c.shape[0], "cand_lang", n_lang)
+    indptr, indices = check_relevant(rel_indptr, rel_indices, q.shape[0], c.shape[0], cl)
 
-    ranks = _ranks_kernel(
+    ranks = rank_kernel(
         q,
         c,
         cl,
         indptr,
         indices,
-        _check_chunk(chunk_size, c.shape[0]),
-        n_threads or _default_threads(),
+        resolve_chunk_size(chunk_size, c.shape[0]),
+        n_threads or default_threads(),
     )
     per_query = _per_query(ranks, ql, cl, indptr, indices, languages)
     return aggregate_lareqa(per_query, ranks=ranks)
@@ -638,30 +279,33 @@ def _per_query(
 ) -> LareqaPerQuery:
     nq, n_lang = query_lang.shape[0], len(languages)
     counts = np.diff(indptr)
-    rq = np.repeat(np.arange(nq), counts)
-    rl = cand_lang[indices]
+    # Query and language of each relevant entry (CSR order, aligned with the ranks).
+    rel_query = np.repeat(np.arange(nq), counts)
+    rel_lang = cand_lang[indices]
     rows = np.arange(nq)
 
+    # One relevant per language, so a (query, language) cell holds at most one AP = 1/rank.
     by_lang_ap = np.full((nq, n_lang), np.nan)
-    by_lang_ap[rq, rl] = 1.0 / ranks.in_lang
+    by_lang_ap[rel_query, rel_lang] = 1.0 / ranks.in_lang
     by_lang_r1 = np.full((nq, n_lang), np.nan)
-    by_lang_r1[rq, rl] = (ranks.in_lang == 1).astype(np.float64)
+    by_lang_r1[rel_query, rel_lang] = (ranks.in_lang == 1).astype(np.float64)
     mono_ap = by_lang_ap[rows, query_lang].copy()
     mono_r1 = by_lang_r1[rows, query_lang].copy()
     by_lang_ap[rows, query_lang] = np.nan
     by_lang_r1[rows, query_lang] = np.nan
 
     # Full AP with every relevant retrieved: mean over k of k / r_(k), ranks ascending.
-    r_max = int(counts.max())
-    col = np.arange(indices.shape[0]) - indptr[rq]
-    padded = np.full((nq, r_max), np.inf)
-    padded[rq, col] = ranks.pooled
+    # Padding with inf adds k / inf = 0 to the sum, so ragged sets need no loop.
+    max_rel = int(counts.max())
+    rel_slot = np.arange(indices.shape[0]) - indptr[rel_query]
+    padded = np.full((nq, max_rel), np.inf)
+    padded[rel_query, rel_slot] = ranks.pooled
     padded.sort(axis=1)
-    k = np.arange(1, r_max + 1, dtype=np.float64)
+    k = np.arange(1, max_rel + 1, dtype=np.float64)
     multi_ap = (k / padded).sum(axis=1) / counts
 
     pooled = ranks.pooled
-    recall10 = np.bincount(rq, weights=(pooled <= 10), minlength=nq) / counts
+    recall10 = np.bincount(rel_query, weights=(pooled <= 10), minlength=nq) / counts
     starts = indptr[:-1]
     spread = np.maximum.reduceat(pooled, starts) - np.minimum.reduceat(pooled, starts)
     rank_distance = np.where(counts >= 2, spread.astype(np.float64), np.nan)
