@@ -15,3 +15,8 @@ def judged_passages(data: MiraclLanguage) -> list[dict[str, str]]:
                 text = data.topics[qid] if grade > 0 else f"{docid} {data.topics[qid][::-1]}"
                 rows.append({"docid": docid, "title": "", "text": text})
     return rows
+
+
+def relevant_docids(data: MiraclLanguage) -> list[str]:
+    """Every judged-relevant docid, once each, in qrels order."""
+    return list(dict.fromkeys(d for judged in data.qrels.values() for d, g in judged.items() if g))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from judged_corpus import judged_passages
+from judged_corpus import judged_passages, relevant_docids
 
 from langmix.data.errors import DataError
 from langmix.evaluation.corpus import (
@@ -154,10 +154,63 @@ def test_encode_index_search_resume(tmp_path, corpus, offline_cache):
     assert result["n_queries"] == len(yo.qrels)
     assert result["metrics"]["ndcg@10"] > 0.5  # relevant passages restate their question
     assert (tmp_path / "run" / "run.trec").is_file()
+    assert result["judged_relevant_coverage"]["share"] == 1.0
 
     other = load_model("offline:multilingual-e5-small@L2")
     with pytest.raises(IndexDirError, match="another model"):
         search_miracl(other, "L2", yo, exact, tmp_path / "run2", show_progress=False)
+
+
+def test_judged_relevant_coverage_of_real_miracl_qrels(data_dir):
+    import warnings
+
+    from langmix.data.miracl import load_miracl
+    from langmix.evaluation.retrieval import JudgedCoverageWarning, check_judged_coverage
+
+    yo = load_miracl("yo", "dev", data_dir=data_dir)
+    every = [row["docid"] for row in judged_passages(yo)]
+    n_relevant = sum(g > 0 for judged in yo.qrels.values() for g in judged.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", JudgedCoverageWarning)  # a full corpus stays quiet
+        full = check_judged_coverage(yo, every)
+    assert full == {"judged_relevant": n_relevant, "in_corpus": n_relevant, "share": 1.0}
+
+    dropped = set(relevant_docids(yo)[::4])
+    with pytest.warns(JudgedCoverageWarning, match=r"MIRACL yo dev: 7\d\.\d% of judged-rel"):
+        partial = check_judged_coverage(yo, [d for d in every if d not in dropped])
+    missing = sum(d in dropped for judged in yo.qrels.values() for d, g in judged.items() if g)
+    assert partial["in_corpus"] == n_relevant - missing
+    assert partial["share"] == pytest.approx(1 - missing / n_relevant)
+
+
+def test_miracl_eval_records_judged_relevant_coverage(tmp_path, data_dir, offline_cache):
+    from langmix.data.miracl import load_miracl
+    from langmix.evaluation import EvalArguments
+    from langmix.evaluation.retrieval import JudgedCoverageWarning
+    from langmix.evaluation.run import run_eval
+
+    yo = load_miracl("yo", "dev", data_dir=data_dir)
+    dropped = set(relevant_docids(yo)[::2])
+    passages = [
+        (r["docid"], "", r["text"]) for r in judged_passages(yo) if r["docid"] not in dropped
+    ]
+    (tmp_path / "corpus").mkdir()
+    _write_corpus(tmp_path / "corpus" / "yo.jsonl", passages)
+    args = EvalArguments(
+        model=MODEL, dataset="miracl", output_dir=str(tmp_path / "out"), languages="yo",
+        data_dir=str(data_dir), corpus=str(tmp_path / "corpus"), passage_max_length=32,
+        query_max_length=32, cache_embeddings=False,
+    )  # fmt: skip
+    with pytest.warns(JudgedCoverageWarning, match=r"MIRACL yo dev: \d+\.\d% "):
+        document = run_eval(args, show_progress=False)
+    per_language = json.loads((tmp_path / "out" / "yo" / "metrics.json").read_text())
+    coverage = per_language["judged_relevant_coverage"]
+    assert 0.4 < coverage["share"] < 0.6 and coverage["in_corpus"] < coverage["judged_relevant"]
+    assert document["judged_relevant_coverage"] == {
+        "overall": coverage,
+        "per_language": {"yo": coverage},
+    }
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == document
 
 
 def test_index_of_unfinished_embeddings_is_refused(tmp_path):

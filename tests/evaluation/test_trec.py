@@ -1,4 +1,5 @@
-"""trec_eval-compatible measures cross-checked against pytrec_eval."""
+"""trec_eval measures (pytrec_eval is the engine) cross-checked against a plain-Python
+reference written from trec_eval's conventions, so the two share no code."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import pytrec_eval
 
 from langmix.evaluation.trec import (
     TopKRun,
     TrecFormatError,
+    combine_coverage,
     evaluate_trec,
+    judged_relevant_coverage,
     read_run,
     write_run,
 )
@@ -66,12 +68,68 @@ def random_case(seed: int) -> tuple[dict, dict]:
     return qrels, run
 
 
+def reference_query(judged: dict[str, int], row: dict[str, float]) -> dict[str, float]:
+    """trec_eval's measures for one query, one rank at a time.
+
+    Ranking: score descending, equal scores by docid descending (trec_eval's ``strcmp``);
+    relevant means grade >= 1; nDCG gains are the grades (negatives count 0) over
+    ``log2(rank + 1)``, ideal from every positive judgment.
+    """
+    ranked = [d for d, _ in sorted(row.items(), key=lambda x: (x[1], x[0]), reverse=True)]
+    grades = [judged.get(d, 0) for d in ranked]
+    n_rel = sum(g >= 1 for g in judged.values())
+    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)
+
+    def dcg(gains: list[int]) -> float:
+        return sum(max(g, 0) / math.log2(rank + 2) for rank, g in enumerate(gains))
+
+    def ndcg(cut: int | None) -> float:
+        best = dcg(ideal[:cut])
+        return dcg(grades[:cut]) / best if best > 0 else 0.0
+
+    def average_precision(cut: int | None) -> float:
+        hits, total = 0, 0.0
+        for rank, g in enumerate(grades[:cut], start=1):
+            if g >= 1:
+                hits += 1
+                total += hits / rank
+        return total / n_rel if n_rel else 0.0
+
+    def found(cut: int) -> int:
+        return sum(g >= 1 for g in grades[:cut])
+
+    first = next((rank for rank, g in enumerate(grades, start=1) if g >= 1), None)
+    return {
+        "ndcg_cut_10": ndcg(10),
+        "recall_100": found(100) / n_rel if n_rel else 0.0,
+        "map_cut_100": average_precision(100),
+        "ndcg_cut_3": ndcg(3),
+        "ndcg": ndcg(None),
+        "recall_5": found(5) / n_rel if n_rel else 0.0,
+        "map_cut_5": average_precision(5),
+        "map": average_precision(None),
+        "P_5": found(5) / 5,
+        "recip_rank": 1 / first if first else 0.0,
+    }
+
+
 def reference(qrels: dict, run: dict) -> dict:
-    return pytrec_eval.RelevanceEvaluator(qrels, set(MEASURES)).evaluate(run)
+    """Per-query reference values for the queries trec_eval evaluates (in the run, judged)."""
+    return {q: reference_query(qrels[q], row) for q, row in run.items() if qrels.get(q)}
+
+
+def test_reference_on_a_hand_computed_query() -> None:
+    # The reference itself, checked by hand: relevant (grade 2, 1) at ranks 2 and 3.
+    got = reference_query({"a": 2, "b": 1, "c": 0}, {"x": 0.9, "a": 0.8, "b": 0.8, "c": 0.1})
+    # "b" and "a" tie; docid descending puts "b" first.
+    dcg = 1 / math.log2(3) + 2 / math.log2(4)
+    assert got["ndcg"] == pytest.approx(dcg / (2 + 1 / math.log2(3)))
+    assert got["map"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert got["recip_rank"] == 0.5 and got["P_5"] == pytest.approx(2 / 5)
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_matches_pytrec_eval(seed: int) -> None:
+def test_matches_reference(seed: int) -> None:
     qrels, run = random_case(seed)
     want = reference(qrels, run)
     mean, per_query = evaluate_trec(qrels, run, MEASURES)
@@ -169,6 +227,31 @@ def test_bad_runs(run: object, match: str) -> None:
 def test_unsupported_measure(name: str) -> None:
     with pytest.raises(ValueError, match="unsupported measure"):
         evaluate_trec({"q": {"a": 1}}, {"q": {"a": 1.0}}, [name])
+
+
+def test_judged_relevant_coverage_counts_relevant_pairs() -> None:
+    qrels = {"q1": {"a": 1, "b": 2, "n": 0, "x": -1}, "q2": {"a": 1, "c": 1}, "q3": {"n": 0}}
+    # "a" is relevant for two queries, so it counts twice; grades <= 0 never count.
+    assert judged_relevant_coverage(qrels, ["a", "n", "x"]) == {
+        "judged_relevant": 4,
+        "in_corpus": 2,
+        "share": 0.5,
+    }
+    assert judged_relevant_coverage(qrels, iter(["a", "b", "c"]))["share"] == 1.0
+    assert judged_relevant_coverage({"q": {"n": 0}}, ["n"]) == {
+        "judged_relevant": 0,
+        "in_corpus": 0,
+        "share": None,  # nothing to cover; None keeps metrics.json strict JSON
+    }
+
+
+def test_combine_coverage_pools_counts_not_shares() -> None:
+    parts = [
+        {"judged_relevant": 90, "in_corpus": 90, "share": 1.0},
+        {"judged_relevant": 10, "in_corpus": 0, "share": 0.0},
+    ]
+    assert combine_coverage(parts) == {"judged_relevant": 100, "in_corpus": 90, "share": 0.9}
+    assert combine_coverage([])["share"] is None
 
 
 # ------------------------------------------------------------------------------ files

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,7 @@ from langmix.data.errors import DataUnavailableError
 from langmix.data.miracl import MiraclLanguage
 from langmix.evaluation.encoding import PASSAGE, QUERY, EmbeddingCache, encode
 from langmix.evaluation.lareqa import write_json
-from langmix.evaluation.trec import evaluate_trec, write_run
+from langmix.evaluation.trec import evaluate_trec, judged_relevant_coverage, write_run
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -27,6 +29,52 @@ if TYPE_CHECKING:
     from langmix.evaluation.index import DenseIndex
 
 MIRACL_METRICS = ("ndcg_cut_10", "recall_100", "map_cut_100")
+
+
+class JudgedCoverageWarning(UserWarning):
+    """Some judged-relevant MIRACL passages are missing from the corpus searched."""
+
+
+def check_judged_coverage(data: MiraclLanguage, docids: Iterable[str]) -> dict[str, Any]:
+    """Share of the language's judged-relevant passages present in a corpus; warn if not all.
+
+    MIRACL scores are only comparable with published ones over the full corpus: a relevant
+    passage the corpus lacks can never be retrieved, which lowers Recall@100 and nDCG@10 for
+    any model. A partial corpus (a sample, a truncated download, another MIRACL version) is
+    therefore reported, not refused.
+
+    Args:
+        data: Topics and qrels of one language.
+        docids: Ids of the passages searched.
+
+    Returns:
+        :func:`~langmix.evaluation.trec.judged_relevant_coverage`'s
+        ``{"judged_relevant", "in_corpus", "share"}``.
+
+    Warns:
+        JudgedCoverageWarning: If ``share`` is below 1, naming the language and the share.
+
+    Example:
+        >>> de = MiraclLanguage("de", "dev", {"q": "Wer?"}, {"q": {"d1": 1, "d2": 1}})
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     check_judged_coverage(de, ["d1", "d9"])
+        {'judged_relevant': 2, 'in_corpus': 1, 'share': 0.5}
+        >>> print(caught[0].message)  # doctest: +ELLIPSIS
+        MIRACL de dev: 50.0% of judged-relevant passages (1 of 2) are in the corpus; ...
+    """
+    coverage = judged_relevant_coverage(data.qrels, docids)
+    share = coverage["share"]
+    if share is not None and share < 1:
+        warnings.warn(
+            f"MIRACL {data.language} {data.split}: {share:.1%} of judged-relevant passages "
+            f"({coverage['in_corpus']} of {coverage['judged_relevant']}) are in the corpus; "
+            "the missing ones cap Recall@100 and nDCG@10, so scores are not comparable with "
+            "full-corpus results",
+            JudgedCoverageWarning,
+            stacklevel=3,
+        )
+    return coverage
 
 
 @dataclass
@@ -89,7 +137,9 @@ def run_miracl_eval(
 ) -> dict[str, Any]:
     """Retrieve the top ``k`` passages for every judged topic and score them trec_eval-style.
 
-    Writes ``run.trec`` and ``metrics.json`` (nDCG@10, Recall@100, MAP@100, per query too).
+    Writes ``run.trec`` and ``metrics.json`` (nDCG@10, Recall@100, MAP@100, per query too,
+    and ``judged_relevant_coverage``: see :func:`check_judged_coverage`, which also warns when
+    the corpus lacks judged-relevant passages).
 
     Raises:
         DataUnavailableError: If the language has no corpus loaded.
@@ -103,6 +153,9 @@ def run_miracl_eval(
             f"no MIRACL {data.language} corpus loaded: pass --corpus PATH (JSONL with docid, "
             "title, text) or download it online with langmix.data.miracl.download_corpus"
         )
+    docids = [p.docid for p in data.corpus]
+    # Before encoding, which can take hours: a partial corpus should be known at once.
+    coverage = check_judged_coverage(data, docids)
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -120,10 +173,19 @@ def run_miracl_eval(
     )
     encoded = time.perf_counter()
     scores, indices = search(query_emb, passage_emb, top_k)
-    docids = [p.docid for p in data.corpus]
     found = [[docids[j] for j in row if j >= 0] for row in indices]
     return _score_miracl_run(
-        data, model_name, qids, scores, found, output, top_k, len(data.corpus), started, encoded
+        data,
+        model_name,
+        qids,
+        scores,
+        found,
+        output,
+        top_k,
+        coverage,
+        len(docids),
+        started,
+        encoded,
     )
 
 
@@ -157,6 +219,7 @@ def _score_miracl_run(
     found: list[list[str]],
     output: Path,
     top_k: int,
+    coverage: dict[str, Any],
     n_passages: int,
     started: float,
     encoded: float,
@@ -177,6 +240,7 @@ def _score_miracl_run(
         "n_queries": len(qids),
         "n_passages": n_passages,
         "top_k": top_k,
+        "judged_relevant_coverage": coverage,
         "metrics": {
             "ndcg@10": summary["ndcg_cut_10"],
             "recall@100": summary["recall_100"],
@@ -224,6 +288,7 @@ def search_miracl(
             f"({index.meta.get('model_name') or index.fingerprint}); queries and passages "
             "must share the encoder"
         )
+    coverage = check_judged_coverage(data, index.ids)
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -231,5 +296,15 @@ def search_miracl(
     encoded = time.perf_counter()
     scores, found = index.search(query_emb, top_k)
     return _score_miracl_run(
-        data, model_name, qids, scores, found, output, top_k, len(index.ids), started, encoded
+        data,
+        model_name,
+        qids,
+        scores,
+        found,
+        output,
+        top_k,
+        coverage,
+        len(index.ids),
+        started,
+        encoded,
     )

@@ -14,6 +14,7 @@ from langmix.evaluation.arguments import EvalArguments
 from langmix.evaluation.encoding import EmbeddingCache, model_fingerprint
 from langmix.evaluation.lareqa import run_lareqa_eval, write_json
 from langmix.evaluation.retrieval import run_miracl_eval
+from langmix.evaluation.trec import combine_coverage
 
 
 def run_eval(args: EvalArguments, *, show_progress: bool = True) -> dict[str, Any]:
@@ -119,6 +120,15 @@ def _run_miracl(args: EvalArguments, show_progress: bool) -> dict[str, Any]:
             n: statistics.fmean(d["metrics"][n] for d in per_language.values()) for n in names
         },
         "per_language": {lang: d["metrics"] for lang, d in per_language.items()},
+        # Per language too: one partial corpus can hide behind full ones in the pooled share.
+        "judged_relevant_coverage": {
+            "overall": combine_coverage(
+                d["judged_relevant_coverage"] for d in per_language.values()
+            ),
+            "per_language": {
+                lang: d["judged_relevant_coverage"] for lang, d in per_language.items()
+            },
+        },
     }
     write_json(Path(args.output_dir) / "metrics.json", document)
     return document

@@ -1,22 +1,26 @@
-"""trec_eval-compatible metrics for top-k runs (MIRACL: nDCG@10, Recall@100, MAP@100).
+"""trec_eval measures for top-k runs (MIRACL: nDCG@10, Recall@100, MAP@100), via pytrec_eval.
 
-Why this is hand-written: ``pytrec_eval`` is the reference and is used in the tests, but
-it is a compiled extension that wants nested dicts of every (query, doc) score. A dense
-retriever produces ``[nq, k]`` arrays; converting them to dicts and back dominates the
-evaluation time, and the published numbers depend on trec_eval's exact conventions, which
-are easy to get subtly wrong. This module reproduces those conventions on arrays:
+The engine is ``pytrec_eval`` (trec_eval's own C code), so the published numbers follow
+trec_eval's conventions by construction rather than by a re-implementation that could drift.
+This module adds what a dense retriever needs around it:
 
-* **Ordering**: by score descending; equal scores by docid *descending* (trec_eval sorts
-  with ``strcmp(b.docno, a.docno)``, i.e. byte order on UTF-8, which equals Python's
-  code-point order). The rank column of a run file is ignored, as in trec_eval.
+* **Arrays in**: a :class:`TopKRun` (``[nq, k]`` docids and scores, optional padding mask) is
+  accepted as well as trec_eval's nested dicts.
+* **Checks** trec_eval does not make: a non-finite score (its ordering is undefined) or a
+  document listed twice for one query (a dict would silently keep one) is an error, and
+  measure names are limited to the set below (pytrec_eval would compute anything it knows).
 * **Queries**: only queries present in the run *and* with at least one judgment in the
-  qrels are evaluated; the mean is over those queries. A query present in the run with
-  no retrieved documents still counts (all measures 0), as in ``pytrec_eval`` (a run
-  *file* cannot express such a query, so trec_eval never sees it).
-* **Relevance**: a judged grade ``>= 1`` is relevant; 0 and negative grades and unjudged
-  documents are non-relevant. nDCG uses the grade itself as gain (grades ``<= 0`` give
-  0) with a ``log2(rank + 1)`` discount, and the ideal ranking is built from all
-  positive judgments of the query. Measures with no relevant documents are 0.
+  qrels are evaluated; the mean is over those queries (NaN when there are none). A query
+  present in the run with no retrieved documents still counts (all measures 0), as in
+  ``pytrec_eval`` (a run *file* cannot express such a query, so trec_eval never sees it).
+* **Coverage**: :func:`judged_relevant_coverage` says how many judged-relevant documents a
+  corpus holds at all; a missing one caps recall for every retriever alike.
+
+The conventions pytrec_eval applies, for reading the numbers: ranking by score descending,
+equal scores by docid *descending* (``strcmp``), the rank column of a run file ignored; a grade
+``>= 1`` is relevant; nDCG uses the grade as gain with a ``log2(rank + 1)`` discount and an
+ideal ranking from all positive judgments of the query; measures with no relevant documents
+are 0.
 
 Supported measure names follow trec_eval / pytrec_eval: ``ndcg_cut_K``, ``ndcg``,
 ``recall_K``, ``map_cut_K``, ``map``, ``P_K``, ``recip_rank``.
@@ -27,10 +31,13 @@ from __future__ import annotations
 import math
 import os
 import re
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pytrec_eval
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -38,7 +45,9 @@ __all__ = [
     "Run",
     "TopKRun",
     "TrecFormatError",
+    "combine_coverage",
     "evaluate_trec",
+    "judged_relevant_coverage",
     "read_run",
     "write_run",
 ]
@@ -133,115 +142,33 @@ def _parse_measures(measures: Iterable[str]) -> list[tuple[str, str, int | None]
     return parsed
 
 
-class _Ranked:
-    """Relevance grades in trec_eval rank order, padded to a rectangle."""
-
-    def __init__(self, qids: list[str], grades: np.ndarray, ideal: np.ndarray) -> None:
-        self.qids = qids
-        self.grades = grades  # [nq, k] int64 grade at each rank, 0 for padding
-        self.ideal = ideal  # [nq, g] positive grades sorted descending, 0-padded
-        self.num_rel = (ideal > 0).sum(axis=1)
-
-
-def _rank(qrels: Qrels, run: Run | TopKRun) -> _Ranked:
-    # Flatten the run to rectangular arrays; padding gets score -inf so it sorts last.
+def _evaluated_run(
+    qrels: Qrels, run: Run | TopKRun
+) -> dict[Any, tuple[Mapping[str, int], dict[str, float]]]:
+    """The evaluated queries' judgments and rows (str docids, float scores, as pytrec_eval
+    wants them), keyed by the run's own query ids in run order; rows checked as trec_eval
+    does not."""
+    rows: dict[Any, tuple[Mapping[str, int], dict[str, float]]] = {}
     if isinstance(run, TopKRun):
         docids, scores, mask = _check_topk(run)
-        run_qids = [str(q) for q in run.qids]
-        keep = [i for i, q in enumerate(run_qids) if qrels.get(q)]
-        qids = [run_qids[i] for i in keep]
-        docs = docids[keep].astype(str)
-        sc = scores[keep]
-        valid = mask[keep]
+        for i, qid in enumerate(map(str, run.qids)):
+            if not qrels.get(qid):
+                continue
+            keep = mask[i]
+            row = dict(zip(map(str, docids[i][keep]), scores[i][keep].tolist(), strict=True))
+            if len(row) != int(keep.sum()):
+                raise ValueError(f"run lists a document twice for query {qid!r}")
+            rows[qid] = (qrels[qid], row)
     else:
-        qids = [q for q in run if qrels.get(q)]
-        k = max((len(run[q]) for q in qids), default=0)
-        docs = np.full((len(qids), k), "", dtype=object)
-        sc = np.full((len(qids), k), -np.inf)
-        valid = np.zeros((len(qids), k), bool)
-        for i, q in enumerate(qids):
-            row = run[q]
-            n = len(row)
-            docs[i, :n] = [str(d) for d in row]
-            sc[i, :n] = np.fromiter(row.values(), dtype=np.float64, count=n)
-            valid[i, :n] = True
-        docs = docs.astype(str) if docs.size else np.zeros(docs.shape, dtype="<U1")
-    if not np.isfinite(sc[valid]).all():
-        raise ValueError("run has NaN or infinite scores; trec_eval ordering is undefined")
-    sc = np.where(valid, sc, -np.inf)
-    nq, k = docs.shape
-
-    # One integer code per docid, increasing in code-point (= strcmp on UTF-8) order.
-    judged = [(i, str(d), int(g)) for i, q in enumerate(qids) for d, g in qrels[q].items()]
-    j_docs = np.array([d for _, d, _ in judged], dtype=str)
-    universe, codes = np.unique(
-        np.concatenate([docs.reshape(-1), j_docs]) if judged else docs.reshape(-1),
-        return_inverse=True,
-    )
-    run_codes = codes[: nq * k].reshape(nq, k)
-    if nq and k:
-        dup_check = np.sort(np.where(valid, run_codes, -1 - np.arange(k)), axis=1)
-        dup = np.flatnonzero((np.diff(dup_check, axis=1) == 0).any(axis=1))
-        if dup.size:
-            raise ValueError(f"run lists a document twice for query {qids[dup[0]]!r}")
-
-    # Primary key score descending, secondary docid descending (trec_eval's tie rule).
-    order = np.lexsort((-run_codes, -sc), axis=-1)
-    run_codes = np.take_along_axis(run_codes, order, axis=1)
-    valid = np.take_along_axis(valid, order, axis=1)
-
-    grades = np.zeros((nq, k), dtype=np.int64)
-    ideal = np.zeros((nq, 1), dtype=np.int64)
-    if judged:
-        j_q = np.array([i for i, _, _ in judged], dtype=np.int64)
-        j_g = np.array([g for _, _, g in judged], dtype=np.int64)
-        j_key = j_q * len(universe) + codes[nq * k :]
-        srt = np.argsort(j_key)
-        j_key, j_g_sorted = j_key[srt], j_g[srt]
-        r_key = np.arange(nq)[:, None] * len(universe) + run_codes
-        hit = np.searchsorted(j_key, r_key).clip(max=len(j_key) - 1)
-        found = (j_key[hit] == r_key) & valid
-        grades = np.where(found, j_g_sorted[hit], 0)
-        # Ideal ranking: each query's positive grades, descending, left-aligned.
-        pos = j_g > 0
-        p_q, p_g = j_q[pos], j_g[pos]
-        srt = np.lexsort((-p_g, p_q))
-        p_q, p_g = p_q[srt], p_g[srt]
-        per_q = np.bincount(p_q, minlength=nq)
-        ideal = np.zeros((nq, max(1, int(per_q.max(initial=0)))), dtype=np.int64)
-        ideal[p_q, np.arange(p_q.size) - np.repeat(np.cumsum(per_q) - per_q, per_q)] = p_g
-    return _Ranked(qids, grades, ideal)
-
-
-def _dcg(gains: np.ndarray) -> np.ndarray:
-    disc = 1.0 / np.log2(np.arange(2, gains.shape[1] + 2, dtype=np.float64))
-    return (np.maximum(gains, 0) * disc).sum(axis=1)
-
-
-def _measure(r: _Ranked, kind: str, cut: int | None) -> np.ndarray:
-    nq, k = r.grades.shape
-    rel = r.grades >= 1
-    num_rel = r.num_rel.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if kind in ("ndcg_cut", "ndcg"):
-            c = k if cut is None else cut
-            ideal_c = r.ideal if cut is None else r.ideal[:, :cut]
-            dcg, idcg = _dcg(r.grades[:, :c]), _dcg(ideal_c)
-            return np.where(idcg > 0, dcg / idcg, 0.0)
-        if kind == "P":
-            return rel[:, :cut].sum(axis=1) / float(cut)
-        if kind == "recall":
-            return np.where(num_rel > 0, rel[:, :cut].sum(axis=1) / num_rel, 0.0)
-        if kind in ("map_cut", "map"):
-            c = k if cut is None else cut
-            hits = rel[:, :c]
-            prec = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
-            return np.where(num_rel > 0, (prec * hits).sum(axis=1) / num_rel, 0.0)
-        if kind == "recip_rank":
-            first = np.argmax(rel, axis=1) if k else np.zeros(nq, dtype=np.int64)
-            has = rel.any(axis=1) if k else np.zeros(nq, bool)
-            return np.where(has, 1.0 / (first + 1), 0.0)
-    raise AssertionError(kind)  # pragma: no cover - guarded by _parse_measures
+        for qid, docs in run.items():
+            if qrels.get(qid):
+                rows[qid] = (qrels[qid], {str(d): float(s) for d, s in docs.items()})
+    for qid, (_, row) in rows.items():
+        if not all(map(math.isfinite, row.values())):
+            raise ValueError(
+                f"run has NaN or infinite scores (query {qid!r}); trec_eval ordering is undefined"
+            )
+    return rows
 
 
 def evaluate_trec(
@@ -275,15 +202,74 @@ def evaluate_trec(
         >>> per_query["q1"]
         {'recall_100': 1.0, 'P_1': 0.0}
     """
-    parsed = _parse_measures(metrics)
-    ranked = _rank(qrels, run)
-    values = {name: _measure(ranked, kind, cut) for name, kind, cut in parsed}
-    mean = {name: float(values[name].mean()) if ranked.qids else math.nan for name, _, _ in parsed}
+    names = [name for name, _, _ in _parse_measures(metrics)]
+    rows = _evaluated_run(qrels, run)
+    if not rows:
+        return dict.fromkeys(names, math.nan), {}
+    # A query that retrieved nothing scores 0 on every supported measure; it is kept out of
+    # pytrec_eval, whose versions differ on whether they report such a query at all.
+    ranked = {str(q): row for q, (_, row) in rows.items() if row}
+    result: dict[str, dict[str, float]] = {}
+    if ranked:
+        evaluator = pytrec_eval.RelevanceEvaluator(
+            {str(q): {str(d): int(g) for d, g in rows[q][0].items()} for q in rows if rows[q][1]},
+            set(names),
+        )
+        result = evaluator.evaluate(ranked)
+    zeros = dict.fromkeys(names, 0.0)
     per_query = {
-        q: {name: float(values[name][i]) for name, _, _ in parsed}
-        for i, q in enumerate(ranked.qids)
+        q: {name: float(result[str(q)][name]) for name in names} if row else dict(zeros)
+        for q, (_, row) in rows.items()
     }
+    mean = {name: statistics.fmean(v[name] for v in per_query.values()) for name in names}
     return mean, per_query
+
+
+def judged_relevant_coverage(qrels: Qrels, docids: Iterable[str]) -> dict[str, Any]:
+    """How many judged-relevant (query, document) pairs have their document in a corpus.
+
+    A relevant document the corpus lacks can never be retrieved, so it caps Recall@100 and
+    nDCG@10 for every model alike; a share below 1 usually means a partial or mismatched
+    corpus file rather than a weak retriever.
+
+    Args:
+        qrels: ``{qid: {docid: grade}}``; grade ``>= 1`` is relevant.
+        docids: The corpus's document ids.
+
+    Returns:
+        ``{"judged_relevant": n, "in_corpus": m, "share": m / n}`` (``share`` is ``None``
+        when nothing is judged relevant).
+
+    Example:
+        >>> judged_relevant_coverage({"q1": {"a": 1, "b": 1, "c": 0}}, ["a", "c"])
+        {'judged_relevant': 2, 'in_corpus': 1, 'share': 0.5}
+    """
+    corpus = docids if isinstance(docids, (set, frozenset, dict)) else set(docids)
+    relevant = [d for judged in qrels.values() for d, g in judged.items() if g >= 1]
+    found = sum(1 for d in relevant if d in corpus)
+    return _coverage(len(relevant), found)
+
+
+def combine_coverage(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Pool :func:`judged_relevant_coverage` results (e.g. of several languages).
+
+    Example:
+        >>> combine_coverage([{"judged_relevant": 3, "in_corpus": 3},
+        ...                   {"judged_relevant": 1, "in_corpus": 0}])
+        {'judged_relevant': 4, 'in_corpus': 3, 'share': 0.75}
+    """
+    parts = list(parts)
+    return _coverage(
+        sum(int(p["judged_relevant"]) for p in parts), sum(int(p["in_corpus"]) for p in parts)
+    )
+
+
+def _coverage(judged: int, found: int) -> dict[str, Any]:
+    return {
+        "judged_relevant": judged,
+        "in_corpus": found,
+        "share": found / judged if judged else None,
+    }
 
 
 # ------------------------------------------------------------------------------ files
