@@ -383,7 +383,7 @@ def build_report(
         The path of ``report.md``.
 
     Raises:
-        FileNotFoundError: If ``results.jsonl`` is missing.
+        DataError: If ``results.jsonl`` is missing (naming it and the command that writes it).
 
     Example:
         >>> build_report("runs/scaling")  # doctest: +SKIP

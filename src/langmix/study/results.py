@@ -260,7 +260,7 @@ def load_study(study_dir: str | os.PathLike[str]) -> Study:
         The indexed :class:`Study`.
 
     Raises:
-        FileNotFoundError: If ``results.jsonl`` is missing.
+        DataError: If ``results.jsonl`` is missing (naming it and the command that writes it).
 
     Example:
         >>> [s.label for s in load_study("runs/scaling").sizes]  # doctest: +SKIP
