@@ -1,6 +1,6 @@
 # Two entry points: `make demo` and `make test`. Both create .venv and install langmix into it,
 # with torch pinned through constraints.txt (an unpinned sentence-transformers would pull a
-# multi-GB CUDA build of torch).
+# multi-GB CUDA build of torch). constraints.txt is the one place that names the version.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +13,7 @@ DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt torch
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 

@@ -9,11 +9,11 @@ lines dropped or duplicated, JSON values deleted or replaced by values of other 
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
