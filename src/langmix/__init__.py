@@ -24,6 +24,8 @@ _API = {
     "ParallelPairs": "langmix.data.pairs",
     "load_model": "langmix.models.loading",
     "LanguageBatchSampler": "langmix.sampling.sampler",
+    "SentenceTransformersAdapter": "langmix.integrations.sentence_transformers",
+    "SentenceTransformersInfoNCELoss": "langmix.integrations.sentence_transformers",
     "InfoNCELoss": "langmix.training.loss",
     "TrainArguments": "langmix.training.arguments",
     "train": "langmix.training.trainer",

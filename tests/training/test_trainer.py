@@ -174,47 +174,6 @@ def test_cli_train_errors_are_one_line(tmp_path, data_dir, capsys, extra, messag
     assert message in err and "Traceback" not in err
 
 
-def test_sampler_drives_the_sentence_transformers_trainer(tmp_path, data_dir, offline_cache):
-    pytest.importorskip("datasets")
-    from sentence_transformers import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
-    from langmix.data.lareqa import load_lareqa
-    from langmix.data.pairs import ParallelPairs
-    from langmix.models import load_model
-    from langmix.sampling import LanguageBatchSampler
-    from langmix.sampling.st_trainer import SentenceTransformersAdapter
-
-    pairs = ParallelPairs.from_lareqa(load_lareqa("mlqa-r", ["en", "de"], data_dir=data_dir))
-    adapter = SentenceTransformersAdapter(LanguageBatchSampler([pairs], 8, "cross", seed=0))
-    model = load_model(MODEL)
-    model.max_seq_length = 32
-    args = SentenceTransformerTrainingArguments(
-        str(tmp_path / "st"),
-        per_device_train_batch_size=8,
-        max_steps=2,
-        batch_sampler=adapter.batch_sampler,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-    )
-    dataset = adapter.dataset()
-    trainer = SentenceTransformerTrainer(
-        model, args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model)
-    )
-    first = next(iter(trainer.get_train_dataloader().batch_sampler))
-    expected = next(adapter.sampler.batches(0, 1))
-    assert first == adapter.rows(expected.codes).tolist()
-    rows = dataset[first]
-    examples = [adapter.sampler.table.example(int(c)) for c in expected.codes]
-    assert rows["anchor"] == [e.query for e in examples]
-    assert all(e.query_language != e.passage_language for e in examples)
-    assert trainer.train().global_step == 2
-
-
 def test_early_stopping_keeps_the_best_checkpoint(tmp_path, data_dir, offline_cache, monkeypatch):
     values = iter([2.0, 1.5, 1.7, 1.6, 1.0])
     monkeypatch.setattr(Trainer, "_validation_loss", lambda self, model, st_model: next(values))
