@@ -39,7 +39,7 @@ def cache_dir() -> Path:
     """Return langmix's cache root (``$LANGMIX_CACHE_DIR`` or ``~/.cache/langmix``).
 
     Example:
-        >>> cache_dir().name in {"langmix"} or True
+        >>> cache_dir() == Path(os.environ.get("LANGMIX_CACHE_DIR", "~/.cache/langmix")).expanduser()
         True
     """
     root = os.environ.get(CACHE_DIR_ENV)
