@@ -51,6 +51,26 @@ def test_jsonl_round_trip(mlqa_pairs: ParallelPairs, tmp_path: Path):
         read_pairs_jsonl(path, languages=["fr"])
 
 
+def test_an_interrupted_write_keeps_the_old_file(
+    mlqa_pairs: ParallelPairs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "pairs.jsonl"
+    mlqa_pairs.select(["de"]).to_jsonl(path)
+    before = path.read_bytes()
+    rows = iter(range(10))
+
+    def dumps_then_fail(*args, **kwargs):
+        if next(rows) == 5:
+            raise KeyboardInterrupt  # a kill in the middle of the file
+        return json.dumps(*args, **kwargs)
+
+    monkeypatch.setattr("langmix.data.pairs.json.dumps", dumps_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        mlqa_pairs.select(["de", "en"]).to_jsonl(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["pairs.jsonl"]  # no temporary left
+
+
 @pytest.mark.parametrize(
     ("row", "message"),
     [

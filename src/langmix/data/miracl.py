@@ -18,6 +18,7 @@ from pathlib import Path
 from langmix.data.errors import DataError, DataUnavailableError, no_records, repeated
 from langmix.data.jsonl import json_object, text_lines
 from langmix.data.sources import cache_dir, resolve_file
+from langmix.outputs import atomic_path
 
 MIRACL_LANGUAGES: tuple[str, ...] = (
     "ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te",
@@ -181,12 +182,12 @@ def download_corpus(language: str, destination: str | os.PathLike[str] | None = 
             "downloading the MIRACL corpus needs the 'datasets' package (pip install langmix[hub])"
         ) from exc
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".jsonl.partial")
     try:
         stream = datasets.load_dataset(
             "miracl/miracl-corpus", language, split="train", streaming=True
         )
-        with partial.open("w", encoding="utf-8") as out:
+        # A broken-off download leaves no file behind: the next attempt starts clean.
+        with atomic_path(target) as partial, partial.open("w", encoding="utf-8") as out:
             for row in stream:
                 out.write(
                     json.dumps(
@@ -200,7 +201,6 @@ def download_corpus(language: str, destination: str | os.PathLike[str] | None = 
             f"could not download the MIRACL {language} corpus from the Hugging Face hub ({exc}); "
             f"pass a local JSONL corpus with --corpus PATH"
         ) from exc
-    os.replace(partial, target)
     return target
 
 

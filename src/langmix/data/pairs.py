@@ -30,6 +30,7 @@ from langmix.data.errors import DataError, no_records, repeated
 from langmix.data.jsonl import json_object, text_lines
 from langmix.data.lareqa import parse_languages
 from langmix.data.records import LareqaDataset
+from langmix.outputs import atomic_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +135,7 @@ class ParallelPairs:
 
     def to_jsonl(self, path: str | os.PathLike[str]) -> None:
         """Write the pairs in the user JSONL format (atomically)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as out:
+        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as out:
             for p in self.pairs:
                 row = {
                     "id": p.parallel_id,
@@ -148,7 +147,6 @@ class ParallelPairs:
                 if p.negatives:
                     row["negatives"] = list(p.negatives)
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
 
 
 def _article_components(dataset: LareqaDataset) -> dict[str, str]:

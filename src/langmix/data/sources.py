@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from langmix.data.checksums import SHA256
 from langmix.data.errors import DataUnavailableError
+from langmix.outputs import atomic_path
 
 # Pinned upstream commits: MLQA-R was deleted from the LAReQA repository after 354d67d, and
 # pinning XQuAD-R and the MIRACL topics keeps every downloaded byte identical to the checksums.
@@ -117,23 +117,21 @@ def download(relative_path: str, destination: Path, *, timeout: float = 30.0) ->
     url = upstream_url(relative_path)
     expected = SHA256.get(relative_path)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=destination.parent)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        actual = _sha256(tmp)
-        if expected is not None and actual != expected:
-            raise DataUnavailableError(
-                f"checksum mismatch for {relative_path} downloaded from {url}: "
-                f"expected sha256 {expected}, got {actual}"
-            )
-        os.replace(tmp, destination)
+        # Raising inside atomic_path (a failed read, a checksum mismatch) removes the
+        # temporary file and leaves ``destination`` untouched.
+        with atomic_path(destination) as tmp:
+            with tmp.open("wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+            actual = _sha256(tmp)
+            if expected is not None and actual != expected:
+                raise DataUnavailableError(
+                    f"checksum mismatch for {relative_path} downloaded from {url}: "
+                    f"expected sha256 {expected}, got {actual}"
+                )
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise DataUnavailableError(f"could not download {relative_path} from {url}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return destination
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from langmix.data.errors import DataError, not_utf8
 from langmix.data.miracl import Passage, parse_corpus_line
 from langmix.evaluation.encoding import PASSAGE, encode, model_fingerprint
-from langmix.outputs import ensure_writable
+from langmix.outputs import atomic_path, ensure_writable
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -117,15 +117,12 @@ def _parse(path: Path, offset: int, raw: bytes) -> Passage:
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Synced before the rename: a shard's done-marker must never outlive its vectors in a
+    # power cut, or a resumed run would skip a shard whose data never reached the disk.
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

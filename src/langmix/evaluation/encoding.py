@@ -15,12 +15,13 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from langmix.outputs import atomic_path
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -111,14 +112,11 @@ class EmbeddingCache:
         # uint8 rows, not numpy "S16": fixed-width bytes strings drop trailing NUL bytes, which
         # would make about one digest in 256 unfindable.
         keys = np.frombuffer(b"".join(self.key(t) for t in texts), dtype=np.uint8).reshape(-1, 16)
-        fd, tmp = tempfile.mkstemp(prefix=".shard-", suffix=".npz", dir=self.directory)
-        os.close(fd)
-        try:
+        # The pid keeps names of processes sharing the cache apart; the temporary file starts
+        # with a dot, so _load's "shard-*.npz" never sees a half-written one.
+        index = len(list(self.directory.glob("shard-*.npz")))
+        with atomic_path(self.directory / f"shard-{index:05d}-{os.getpid()}.npz") as tmp:
             np.savez(tmp, keys=keys, embeddings=embeddings.astype(np.float32))
-            index = len(list(self.directory.glob("shard-*.npz")))
-            os.replace(tmp, self.directory / f"shard-{index:05d}-{os.getpid()}.npz")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
         for k, row in zip(keys, embeddings, strict=True):
             self._rows[k.tobytes()] = row
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from langmix.evaluation.corpus import CorpusEmbeddings
-from langmix.outputs import claim_output_dir
+from langmix.outputs import atomic_path, claim_output_dir, write_json_atomic, write_text_atomic
 
 INDEX_KINDS = ("flat", "ivfpq", "hnsw")
 
@@ -172,17 +172,12 @@ def build_index(
     # Not complete until index.json is back: a kill between the files below must not leave a
     # new index.faiss beside an old index.json and ids.txt.
     (out / "index.json").unlink(missing_ok=True)
-    tmp_index = out / ".index.faiss.tmp"
-    faiss.write_index(index, str(tmp_index))
-    document["index_bytes"] = tmp_index.stat().st_size
-    os.replace(tmp_index, out / "index.faiss")
-    tmp_ids = out / ".ids.txt.tmp"
-    tmp_ids.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
-    os.replace(tmp_ids, out / "ids.txt")
+    with atomic_path(out / "index.faiss") as tmp:
+        faiss.write_index(index, str(tmp))
+        document["index_bytes"] = tmp.stat().st_size
+    write_text_atomic(out / "ids.txt", "".join(f"{i}\n" for i in ids))
     # index.json last: its presence means the directory is complete.
-    tmp_doc = out / ".index.json.tmp"
-    tmp_doc.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp_doc, out / "index.json")
+    write_json_atomic(out / "index.json", document)
     return document
 
 

@@ -9,7 +9,6 @@ model produced.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 from langmix.data import LareqaDataset
 from langmix.evaluation.encoding import PASSAGE, QUERY, EmbeddingCache, encode
 from langmix.evaluation.metrics import LareqaResult, evaluate_lareqa
+from langmix.outputs import atomic_path, write_json_atomic
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -37,16 +37,14 @@ class LareqaEmbeddings:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write ``embeddings.npz`` (float32 vectors, id arrays) atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(
-            tmp,
-            query_emb=self.query_emb,
-            cand_emb=self.cand_emb,
-            query_ids=np.asarray(self.query_ids),
-            cand_ids=np.asarray(self.cand_ids),
-        )
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez(
+                tmp,
+                query_emb=self.query_emb,
+                cand_emb=self.cand_emb,
+                query_ids=np.asarray(self.query_ids),
+                cand_ids=np.asarray(self.cand_ids),
+            )
 
 
 def encode_lareqa(
@@ -145,11 +143,8 @@ def metrics_document(
 
 
 def write_json(path: str | os.PathLike[str], document: dict[str, Any]) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON atomically (:func:`langmix.outputs.write_json_atomic`; kept for callers)."""
+    write_json_atomic(path, document)
 
 
 def run_lareqa_eval(
@@ -226,7 +221,6 @@ def save_per_query(
         "rank_distance",
     ):
         arrays[name] = np.asarray(getattr(per_query, name))
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
     return path

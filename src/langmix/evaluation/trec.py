@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import pytrec_eval
 
+from langmix.outputs import write_text_atomic
+
 __all__ = [
     "DEFAULT_METRICS",
     "Qrels",
@@ -315,8 +317,7 @@ def write_run(
                 if not value or any(ch.isspace() for ch in value):
                     raise ValueError(f"{field_name} {value!r} is empty or has whitespace")
             lines.append(f"{qid} Q0 {doc} {rank} {score!r} {tag}\n")
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(lines)
+    write_text_atomic(path, "".join(lines))
 
 
 def read_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
