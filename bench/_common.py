@@ -111,7 +111,7 @@ def write_result(name: str, figures: dict[str, Any], settings: dict[str, Any]) -
     RESULTS.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": name,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "environment": environment(),
         "settings": settings,
         "figures": figures,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -394,7 +394,7 @@ def build_report(
         study, n_resamples=n_resamples, n_permutations=n_permutations, seed=seed
     )
     figures = draw_plots(study, comparisons)
-    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# Scaling study: {study.name}",
         "",

@@ -18,7 +18,7 @@ import json
 import math
 import os
 import re
-import sys
+import tomllib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,11 +29,6 @@ import numpy as np
 
 from langmix.data.errors import DataError
 from langmix.study.statistics import seed_summary
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = [
     "METRIC_NAMES",
