@@ -78,3 +78,15 @@ def test_bad_arguments():
         InfoNCELoss(0)
     with pytest.raises(ValueError, match="shape mismatch"):
         InfoNCELoss()(torch.zeros(2, 4), torch.zeros(3, 4), torch.arange(2))
+
+
+@pytest.mark.parametrize(
+    ("version", "functional"),
+    [("2.13.0+cpu", True), ("2.14.1", True), ("2.12.1+cu128", False), ("2.13.0a0+git1", False)],
+)
+def test_gather_is_chosen_by_torch_version(version, functional):
+    """all_gather_single (autograd-aware) from torch 2.13; torch.distributed.nn before."""
+    from langmix.training.loss import gather_implementation
+
+    chosen = gather_implementation(version).__name__
+    assert chosen == ("_functional_gather" if functional else "_autograd_function_gather")

@@ -10,13 +10,53 @@ gradient equals the single-process one on the same global batch (tested with 2 p
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+
 import torch
 import torch.nn.functional as F
+from packaging.version import Version
 from torch import Tensor, nn
+
+#: The first torch whose functional collectives have ``all_gather_single``: the name arrived
+#: with 2.13 (the ``_single`` renaming, pytorch#186125), on top of the autograd support the
+#: functional all-gather itself gained in 2.11 (pytorch#168140). A 2.13 pre-release may predate
+#: the rename, so it takes the path every version has.
+FUNCTIONAL_GATHER_SINCE = Version("2.13")
 
 
 def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _functional_gather(tensor: Tensor) -> Tensor:
+    from torch.distributed._functional_collectives import all_gather_single
+
+    return all_gather_single(tensor, 0, torch.distributed.group.WORLD)
+
+
+def _autograd_function_gather(tensor: Tensor) -> Tensor:
+    # Deprecated in newer torch in favour of the functional collectives, and the only
+    # autograd-aware all-gather of the older ones (its backward runs on gloo too).
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor), dim=0)
+
+
+@cache
+def gather_implementation(version: str | None = None) -> Callable[[Tensor], Tensor]:
+    """The autograd-aware all-gather for a torch version (default: the installed one).
+
+    Example:
+        >>> gather_implementation("2.13.0+cpu").__name__
+        '_functional_gather'
+        >>> gather_implementation("2.12.1").__name__
+        '_autograd_function_gather'
+    """
+    installed = Version(version or torch.__version__)
+    if installed >= FUNCTIONAL_GATHER_SINCE:
+        return _functional_gather
+    return _autograd_function_gather
 
 
 def gather_with_grad(tensor: Tensor) -> Tensor:
@@ -27,14 +67,7 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
     """
     if not _distributed() or torch.distributed.get_world_size() == 1:
         return tensor
-    try:  # torch >= 2.10: functional collectives carry autograd themselves
-        from torch.distributed._functional_collectives import all_gather_single
-
-        return all_gather_single(tensor.contiguous(), 0, torch.distributed.group.WORLD)
-    except ImportError:  # pragma: no cover - older torch
-        from torch.distributed.nn.functional import all_gather
-
-        return torch.cat(all_gather(tensor.contiguous()), dim=0)
+    return gather_implementation()(tensor.contiguous())
 
 
 def gather_ids(tensor: Tensor) -> Tensor:
