@@ -38,6 +38,11 @@ def _args(out: Path, data_dir: Path, **overrides) -> TrainArguments:
     return TrainArguments(**settings)
 
 
+def _hf_name(key: str) -> str:
+    """A sentence-transformers state-dict key ("0.model.encoder...") as saved by transformers."""
+    return key.split(".", 2)[2]
+
+
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -186,10 +191,114 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path, data_dir, offline_ca
     assert summary["stopped_early"] and summary["steps"] == 4
     assert summary["best_step"] == 2 and summary["best_validation_loss"] == 1.5
     assert summary["model_is"] == "best"
-    best = load_file(out / "checkpoints" / "best" / "model.safetensors")
+    best = load_file(out / "checkpoints" / "best.safetensors")
     final = load_file(out / "model" / "model.safetensors")
-    assert all(torch.equal(best[k], final[k]) for k in best)
+    assert best and all(torch.equal(v, final[_hf_name(k)]) for k, v in best.items())
     assert (out / "checkpoints" / "step-4").is_dir()  # the stop point is checkpointed too
+
+
+def test_checkpoints_hold_only_what_training_changes(tmp_path, data_dir, offline_cache):
+    """Frozen word embeddings stay out of checkpoints; the final model is complete."""
+    from langmix.training.checkpoints import TRAINABLE_FILE
+
+    out = tmp_path / "run"
+    train(_args(out, data_dir, max_steps=2, eval_steps=2), show_progress=False)
+    trainable = load_file(out / "checkpoints" / "step-2" / TRAINABLE_FILE)
+    final = load_file(out / "model" / "model.safetensors")
+    assert not any("word_embeddings" in key for key in trainable)
+    assert any("word_embeddings" in key for key in final)
+    for key, value in trainable.items():  # the final model is the trained tensors
+        assert torch.equal(value, final[_hf_name(key)]), key
+    assert not (out / "checkpoints" / "step-2" / "model.safetensors").exists()
+    sizes = {
+        name: sum(f.stat().st_size for f in (out / name).rglob("*") if f.is_file())
+        for name in ("checkpoints", "model")
+    }
+    # Trainable tensors (twice: the step and the best) and AdamW's two moments of them.
+    assert sizes["checkpoints"] < sizes["model"] / 5, sizes
+
+
+def test_validation_only_when_something_uses_it(tmp_path, data_dir, offline_cache):
+    plain = Trainer(_args(tmp_path / "a", data_dir, max_steps=40, eval_steps=None))
+    assert plain.eval_steps is None and not plain.validation_batches
+    assert plain.save_steps == 4  # checkpoints: 10 a run without validation
+    patient = Trainer(
+        _args(tmp_path / "b", data_dir, max_steps=40, eval_steps=None, early_stopping_patience=2)
+    )
+    assert patient.eval_steps == 5 and patient.validation_batches  # 2 x 5 = a quarter of 40
+    explicit = Trainer(_args(tmp_path / "c", data_dir, max_steps=40, eval_steps=7))
+    assert explicit.eval_steps == explicit.save_steps == 7
+    summary = train(
+        _args(tmp_path / "d", data_dir, max_steps=2, eval_steps=None), show_progress=False
+    )
+    assert summary["model_is"] == "final" and summary["best_step"] is None
+    assert not any("validation_loss" in r for r in _lines(tmp_path / "d" / "train_log.jsonl"))
+    with pytest.raises(ValueError, match="needs a validation split"):
+        _args(tmp_path / "e", data_dir, early_stopping_patience=2, validation_fraction=0.0)
+
+
+def test_given_base_model_trains_like_a_loaded_one(tmp_path, data_dir, offline_cache):
+    """A study hands the trainer a copy of the base model it holds; the result is the same."""
+    import copy
+
+    from langmix.models import load_model
+
+    events = []
+    loaded = train(_args(tmp_path / "loaded", data_dir, max_steps=3), show_progress=False)
+    trainer = Trainer(
+        _args(tmp_path / "given", data_dir, max_steps=3, save_model=False),
+        progress=events.append,
+        base_model=copy.deepcopy(load_model(MODEL)),
+    )
+    given = trainer.train()
+    assert given["model"] is None and not (tmp_path / "given" / "model").exists()
+    assert loaded["best_validation_loss"] == given["best_validation_loss"]
+    saved = load_file(tmp_path / "loaded" / "model" / "model.safetensors")
+    in_memory = trainer.model[0].auto_model.state_dict()
+    assert all(torch.equal(saved[k], in_memory[k]) for k in saved)
+    assert not trainer.model.training
+    kinds = [e.kind for e in events]
+    assert kinds.count("step") == 3 and "validate" in kinds and "save" in kinds
+    assert [e.step for e in events if e.kind == "log"] == [1, 2, 3]
+
+
+def test_tensorboard_curves(tmp_path, data_dir, offline_cache):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    argv = [
+        "train", "--model", MODEL, "--train", "mlqa-r", "--languages", "en,de",
+        "--data-dir", str(data_dir), "--output-dir", str(out), "--max-steps", "3",
+        "--batch-size", "8", "--query-max-length", "16", "--passage-max-length", "32",
+        "--freeze-embeddings", "--eval-steps", "3", "--logging-steps", "1",
+        "--report-to", "tensorboard",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    losses = events.Scalars("train/loss")
+    assert [e.step for e in losses] == [1, 2, 3]
+    logged = [r["loss"] for r in _lines(out / "train_log.jsonl") if "loss" in r]
+    assert [round(e.value, 6) for e in losses] == pytest.approx(logged, abs=1e-5)
+    assert [e.step for e in events.Scalars("train/learning_rate")] == [1, 2, 3]
+    assert [e.step for e in events.Scalars("validation/loss")] == [3]
+
+
+def test_report_to_wandb_without_wandb_is_one_line(tmp_path, data_dir, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
+    )
+    out = tmp_path / "o"
+    argv = ["train", "--model", MODEL, "--train", "mlqa-r", "--data-dir", str(data_dir),
+            "--output-dir", str(out), "--max-steps", "2", "--report-to", "wandb"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "needs the wandb package" in err and "pip install" in err
+    assert not out.exists()  # refused before anything ran
 
 
 def test_epochs_are_training_pairs_over_batch_size(tmp_path, data_dir):

@@ -1,7 +1,20 @@
-"""Typed arguments of a training run (``langmix train``): every setting, validated up front."""
+"""Typed arguments of a training run (``langmix train``): every setting, validated up front.
+
+Validation (the loss on the held-out split) runs only when something uses it, since on a CPU
+it costs as much as a good share of the training steps:
+
+* ``eval_steps`` given: every ``eval_steps`` steps and at the last step; the final model is
+  the validated step with the lowest loss (the best-checkpoint choice);
+* ``early_stopping_patience`` > 0 without ``eval_steps``: every ``total_steps // (4 *
+  patience)`` steps, so that ``patience`` validations without improvement span a quarter of
+  the run; the final model is again the best validated step;
+* neither: no validation at all, and the final model is the last step's. The validation
+  split is still held out (``validation_fraction``), so the training data do not change.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -69,13 +82,26 @@ class TrainArguments:
         default=0, metadata={"help": "Seed of the train/validation split (keep fixed in studies)."}
     )
     eval_steps: int | None = field(
-        default=None, metadata={"help": "Validation every N steps (default: 10 times a run)."}
+        default=None,
+        metadata={
+            "help": "Validate every N steps and keep the best validated model as the final "
+            "one. Default: none without early stopping (the final model is the last step's); "
+            "with --early-stopping-patience P, every total_steps // (4 P) steps."
+        },
     )
     early_stopping_patience: int = field(
-        default=0, metadata={"help": "Stop after N evaluations without improvement (0: off)."}
+        default=0,
+        metadata={
+            "help": "Stop after N validations without improvement (0: off); needs a "
+            "validation split, and validates as --eval-steps says."
+        },
     )
     save_steps: int | None = field(
-        default=None, metadata={"help": "Checkpoint every N steps (default: eval_steps)."}
+        default=None,
+        metadata={
+            "help": "Checkpoint every N steps, and at the last step (default: the validation "
+            "interval, else 10 times a run)."
+        },
     )
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (plus best)."})
     logging_steps: int = field(default=10, metadata={"help": "train_log.jsonl every N steps."})
@@ -104,6 +130,24 @@ class TrainArguments:
         default=False, metadata={"help": "Replace a finished or foreign run in output_dir."}
     )
     log_batches: bool = field(default=False, metadata={"help": "Write batches.jsonl."})
+    save_model: bool = field(
+        default=True,
+        metadata={
+            "help": "Write the final model to OUTPUT/model (a study that keeps no models "
+            "evaluates it in memory instead)."
+        },
+    )
+    report_to: str = field(
+        default="none",
+        metadata={
+            "help": "Training curves (loss, learning rate, validation loss): none, "
+            "tensorboard (OUTPUT/tensorboard) or wandb (needs the wandb package)."
+        },
+    )
+    run_name: str | None = field(
+        default=None,
+        metadata={"help": "Run name for --report-to wandb (default: the output directory's)."},
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.train, str):
@@ -151,6 +195,36 @@ class TrainArguments:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         if self.hard_negatives < 0:
             raise ValueError(f"--hard-negatives must be >= 0, got {self.hard_negatives}")
+        for name in ("eval_steps", "save_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.early_stopping_patience < 0:
+            raise ValueError(
+                f"--early-stopping-patience must be >= 0, got {self.early_stopping_patience}"
+            )
+        if self.early_stopping_patience and not self.validation_fraction:
+            raise ValueError(
+                "--early-stopping-patience needs a validation split (--validation-fraction > 0)"
+            )
+        check_report_to(self.report_to)
+
+    def validation_interval(self, total_steps: int) -> int | None:
+        """Steps between validations of a ``total_steps`` run; ``None``: no validation.
+
+        Example:
+            >>> args = TrainArguments(model="m", train=["mlqa-r"], output_dir="o", max_steps=80)
+            >>> args.validation_interval(80) is None
+            True
+            >>> args.early_stopping_patience = 2
+            >>> args.validation_interval(80)
+            10
+        """
+        if self.eval_steps is not None:
+            return self.eval_steps
+        if self.early_stopping_patience:
+            return max(1, total_steps // (4 * self.early_stopping_patience))
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,5 +232,37 @@ class TrainArguments:
 
 # Settings that do not change what a run computes: a resumed run may differ in these.
 NON_SHAPING = frozenset(
-    {"output_dir", "resume", "overwrite_output_dir", "data_dir", "logging_steps", "log_batches"}
+    {
+        "output_dir",
+        "resume",
+        "overwrite_output_dir",
+        "data_dir",
+        "logging_steps",
+        "log_batches",
+        "save_model",
+        "report_to",
+        "run_name",
+    }
 )
+
+#: ``--report-to`` values and the package each needs.
+TRACKERS = {"none": None, "tensorboard": "tensorboard", "wandb": "wandb"}
+
+
+def check_report_to(value: str) -> None:
+    """Refuse an unknown tracker, or one whose package is missing, before anything runs.
+
+    Raises:
+        ValueError: A one-line reason with the fix.
+
+    Example:
+        >>> check_report_to("none")
+    """
+    if value not in TRACKERS:
+        raise ValueError(f"--report-to must be one of {', '.join(TRACKERS)}, got {value!r}")
+    package = TRACKERS[value]
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise ValueError(
+            f"--report-to {value} needs the {package} package, which is not installed "
+            f"(pip install {package}, or --report-to none)"
+        )

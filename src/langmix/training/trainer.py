@@ -16,82 +16,37 @@ Output directory::
     train_log.jsonl      {"step", "loss", "learning_rate", "examples_per_s", ...} per log
                          step, and {"step", "validation_loss"} per evaluation
     batches.jsonl        with --log-batches: one line per step (type, language pairs, ids)
-    checkpoints/step-N/  optimizer, scheduler, RNG and model state, for --resume
-    checkpoints/best/    the model with the lowest validation loss
-    model/               the final model (the best one when there is validation)
+    checkpoints/step-N/  trainable tensors, optimizer, scheduler and RNG state, for --resume
+    checkpoints/best.safetensors   trainable tensors with the lowest validation loss
+    model/               the final model, a complete sentence-transformers directory: the
+                         validation-best one when the run validates (--eval-steps, or early
+                         stopping), else the last step's
+    tensorboard/         with --report-to tensorboard: loss, learning rate, validation loss
     summary.json         steps, best step, losses, throughput, wall time
+
+Checkpoints hold only what training changes (:mod:`langmix.training.checkpoints`); the frozen
+weights come from the base model again on resume.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from langmix.outputs import OutputDirError, ensure_writable
+from langmix.outputs import OutputDirError, append_jsonl, ensure_writable, write_json_atomic
 from langmix.sampling.examples import ExampleTable, TrainingSet
 from langmix.sampling.sampler import Batch, LanguageBatchSampler
-from langmix.training.arguments import NON_SHAPING, TrainArguments
+from langmix.training import checkpoints
+from langmix.training.arguments import TrainArguments
+from langmix.training.checkpoints import MODEL_DIR, TrainerState
 from langmix.training.data import load_training_sets, split_training_sets
 from langmix.training.loss import InfoNCELoss
-
-CHECKPOINTS = "checkpoints"
-STATE_FILE = "trainer_state.json"
-
-
-@dataclass
-class TrainerState:
-    """What a checkpoint needs besides the tensors: where the run is and how it is going."""
-
-    step: int = 0
-    best_validation_loss: float | None = None
-    best_step: int | None = None
-    evaluations_without_improvement: int = 0
-    train_seconds: float = 0.0
-    examples_seen: int = 0
-    stopped_early: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
-    # The logging window in progress, so a resumed run logs the same averaged losses.
-    window_loss: float = 0.0
-    window_steps: int = 0
-
-
-def _write_json(path: Path, document: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _truncate_jsonl(path: Path, last_step: int) -> None:
-    """Drop lines logged after ``last_step`` (work lost with an interrupted run), atomically."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line)["step"] <= last_step:
-                kept.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            break  # a line cut by the interruption ends the valid part
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _checkpoints(out: Path) -> list[Path]:
-    root = out / CHECKPOINTS
-    if not root.is_dir():
-        return []
-    found = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
+from langmix.training.reporting import ProgressCallback, Reporter, TrainEvent
 
 
 def _tokenize(model: Any, texts: Sequence[str], prompt: str, max_length: int, device: Any):
@@ -123,7 +78,15 @@ class Trainer:
 
     Args:
         args: The run's settings.
-        show_progress: Show a progress bar (main process only).
+        show_progress: Show a progress bar (main process only) when no ``progress`` is given.
+        progress: Called with every :class:`TrainEvent` instead of drawing a bar and printing
+            messages: how a study shows one display for all its cells.
+        base_model: The untrained model ``args.model`` names, already loaded (a study loads
+            each base model once and passes a copy per cell). The trainer trains it in place;
+            without it the model is loaded from ``args.model``.
+
+    After :meth:`train`, ``trainer.model`` is the final model in memory (in eval mode): the
+    one saved to ``OUTPUT/model``.
 
     Example:
         >>> args = TrainArguments(model="offline:multilingual-e5-small@L2", train=["mlqa-r"],
@@ -131,18 +94,27 @@ class Trainer:
         >>> summary = Trainer(args).train()  # doctest: +SKIP
     """
 
-    def __init__(self, args: TrainArguments, *, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        args: TrainArguments,
+        *,
+        show_progress: bool = True,
+        progress: ProgressCallback | None = None,
+        base_model: Any | None = None,
+    ) -> None:
         from accelerate import Accelerator
 
         self.args = args
         self.out = Path(args.output_dir)
-        self.show_progress = show_progress
+        self.base_model = base_model
+        self.model: Any | None = None
         check_mixed_precision(args.mixed_precision)
         if args.full_determinism:
             from transformers import enable_full_determinism
 
             # Before any CUDA work: cuBLAS reads its workspace setting at first use.
             enable_full_determinism(args.seed)
+        self.reporter = Reporter(args, progress=progress, show_progress=show_progress)
         # accelerate treats a torchrun launch as multi-process only on GPUs unless told that
         # this is a CPU job; without cpu=True every CPU rank would think it trains alone.
         # step_scheduler_with_optimizer=False: accelerate would otherwise step the learning
@@ -152,9 +124,11 @@ class Trainer:
             mixed_precision=args.mixed_precision,
             cpu=not torch.cuda.is_available(),
             step_scheduler_with_optimizer=False,
+            log_with=[self.reporter.tracker] if self.reporter.tracker is not None else None,
         )
         self.rank = self.accelerator.process_index
         self.world_size = self.accelerator.num_processes
+        self.reporter.is_main = self.accelerator.is_main_process
         # Data first: a bad file should fail in a second, not after the model is loaded.
         sets = load_training_sets(args)
         self.train_sets, self.validation_sets = split_training_sets(
@@ -171,15 +145,21 @@ class Trainer:
             rank=self.rank,
             world_size=self.world_size,
         )
-        self.validation_batches, self.validation_table = self._validation_batches()
         self._check_hard_negatives()
         steps_per_epoch = self.sampler.steps_per_epoch
         if args.max_steps is not None:
             self.total_steps = args.max_steps
         else:
             self.total_steps = max(1, math.ceil(args.epochs * steps_per_epoch))
-        self.eval_steps = args.eval_steps or max(1, self.total_steps // 10)
-        self.save_steps = args.save_steps or self.eval_steps
+        self.reporter.total_steps = self.total_steps
+        self.eval_steps = args.validation_interval(self.total_steps)
+        self.validation_batches: list[Batch] = []
+        self.validation_table: ExampleTable | None = None
+        if self.eval_steps is not None:
+            self.validation_batches, self.validation_table = self._validation_batches()
+        if not self.validation_batches:
+            self.eval_steps = None  # no validation split (--validation-fraction 0)
+        self.save_steps = args.save_steps or self.eval_steps or max(1, self.total_steps // 10)
         self.loss_fn = InfoNCELoss(args.temperature, symmetric=args.symmetric)
 
     # -- setup ----------------------------------------------------------------------------
@@ -264,53 +244,18 @@ class Trainer:
             },
         }
 
-    def _prepare_output_dir(self) -> Path | None:
-        """Refuse to mix runs; return the checkpoint to resume from, if any."""
-        config_path = self.out / "config.json"
-        if config_path.exists():
-            previous = json.loads(config_path.read_text(encoding="utf-8"))["arguments"]
-            current = self.args.to_dict()
-            if self.args.resume:
-                differing = sorted(
-                    key
-                    for key in set(previous) | set(current)
-                    if key not in NON_SHAPING and previous.get(key) != current.get(key)
-                )
-                if differing:
-                    raise OutputDirError(
-                        f"{self.out} holds a run with different settings ({', '.join(differing)}); "
-                        f"it cannot be resumed with these. Use another --output-dir."
-                    )
-            elif not self.args.overwrite_output_dir:
-                raise OutputDirError(
-                    f"{self.out} already holds a training run; pass --resume to continue it or "
-                    f"--overwrite-output-dir to replace it"
-                )
-            elif self.accelerator.is_main_process:
-                for name in (
-                    CHECKPOINTS,
-                    "model",
-                    "train_log.jsonl",
-                    "batches.jsonl",
-                    "summary.json",
-                ):
-                    target = self.out / name
-                    if target.is_dir():
-                        shutil.rmtree(target)
-                    else:
-                        target.unlink(missing_ok=True)
-        self.accelerator.wait_for_everyone()
-        if self.args.resume:
-            checkpoints = _checkpoints(self.out)
-            return checkpoints[-1] if checkpoints else None
-        return None
-
     def _load_model(self):
         from langmix.models import load_model
         from langmix.models.loading import count_parameters
 
+        device = self.accelerator.device
+        if self.base_model is not None:
+            model, self.base_model = self.base_model.to(device), None  # trained in place
+        else:
+            model = load_model(self.args.model, device=str(device))
+        # Seeded with the model in hand: loading draws no random numbers and neither does a
+        # copy, so dropout starts from the same state for a loaded and a given base model.
         torch.manual_seed(self.args.seed)
-        model = load_model(self.args.model, device=str(self.accelerator.device))
         # The encoder's own pooler (BERT's [CLS] dense layer) runs in the forward pass but never
         # reaches a sentence-transformers embedding, so it gets no gradient; DDP would wait for
         # one forever. It stays as loaded.
@@ -415,41 +360,47 @@ class Trainer:
 
     def train(self) -> dict[str, Any]:
         """Run (or resume) training; returns the summary also written to ``summary.json``."""
-        from tqdm.auto import tqdm
-
         accelerator = self.accelerator
         self.out.mkdir(parents=True, exist_ok=True)
         if accelerator.is_main_process:
             ensure_writable(self.out)
-        resume_from = self._prepare_output_dir()
+        resume_from = checkpoints.prepare_output_dir(self.out, self.args, accelerator)
         st_model, parameters = self._load_model()
         optimizer, scheduler = self._optimizer(st_model)
         model, optimizer, scheduler = accelerator.prepare(st_model, optimizer, scheduler)
+        checkpoints.register_trainable_state(accelerator, st_model)
         state = TrainerState()
+        logs = (self.out / "train_log.jsonl", self.out / "batches.jsonl")
         if resume_from is not None:
-            accelerator.load_state(str(resume_from))
-            state = TrainerState(**json.loads((resume_from / STATE_FILE).read_text()))
+            state = checkpoints.load_checkpoint(accelerator, resume_from)
             if accelerator.is_main_process:
-                _truncate_jsonl(self.out / "train_log.jsonl", state.step)
-                _truncate_jsonl(self.out / "batches.jsonl", state.step)
-                print(f"Resuming from {resume_from} (step {state.step} of {self.total_steps})")
+                for path in logs:
+                    checkpoints.truncate_jsonl(path, state.step)
+            self.reporter.say(
+                f"Resuming from {resume_from} (step {state.step} of {self.total_steps})", state.step
+            )
         elif self.args.resume and accelerator.is_main_process:
             # Killed before the first checkpoint: start over, dropping what lost steps logged.
-            _truncate_jsonl(self.out / "train_log.jsonl", 0)
-            _truncate_jsonl(self.out / "batches.jsonl", 0)
+            for path in logs:
+                checkpoints.truncate_jsonl(path, 0)
         if accelerator.is_main_process:
-            _write_json(self.out / "config.json", self.config_document(parameters))
+            write_json_atomic(self.out / "config.json", self.config_document(parameters))
         accelerator.wait_for_everyone()
+        self.reporter.start(accelerator, state.step)
+        try:
+            self._loop(model, st_model, optimizer, scheduler, state)
+            summary = self._finish(model, state, parameters)
+        finally:
+            self.reporter.finish()
+        # The prepared model, optimizer and scheduler: only self.model lives on.
+        accelerator.free_memory()
+        return summary
 
+    def _loop(self, model, st_model, optimizer, scheduler, state: TrainerState) -> None:
+        accelerator = self.accelerator
         log_path = self.out / "train_log.jsonl"
         batches_path = self.out / "batches.jsonl"
-        progress = tqdm(
-            total=self.total_steps,
-            initial=state.step,
-            desc=f"train {self.args.sampling}",
-            disable=not (self.show_progress and accelerator.is_main_process),
-            unit="step",
-        )
+        progress = self.reporter.bar(state.step)
         window_seconds, timed_steps = 0.0, 0  # this process's share of the window, for the rate
         model.train()
         loop_started = time.perf_counter()
@@ -474,9 +425,14 @@ class Trainer:
             loss_value = float(accelerator.reduce(loss.detach(), reduction="mean"))
             state.window_loss += loss_value
             state.window_steps += 1
+            learning_rate = scheduler.get_last_lr()[0]
+            self.reporter.track(
+                {"train/loss": loss_value, "train/learning_rate": learning_rate}, state.step
+            )
             if accelerator.is_main_process and self.args.log_batches:
                 self._log_batch(batches_path, batch, state.step)
             progress.update(1)
+            self.reporter.emit("step", state.step)
             if state.step % self.args.logging_steps == 0 or state.step == self.total_steps:
                 # Throughput of the training steps themselves (tokenization, forward,
                 # backward, optimizer), not of validation or checkpoint writing.
@@ -485,7 +441,7 @@ class Trainer:
                     "step": state.step,
                     "epoch": round(state.step / self.sampler.steps_per_epoch, 4),
                     "loss": round(state.window_loss / state.window_steps, 6),
-                    "learning_rate": scheduler.get_last_lr()[0],
+                    "learning_rate": learning_rate,
                     "examples_per_s": round(rate, 3),
                     # Wall clock since this process entered the loop: everything included
                     # (batch sampling, validation, checkpoints), unlike examples_per_s.
@@ -493,12 +449,15 @@ class Trainer:
                 }
                 progress.set_postfix(loss=f"{record['loss']:.4f}", ex_s=f"{rate:.1f}")
                 if accelerator.is_main_process:
-                    _append_jsonl(log_path, record)
+                    append_jsonl(log_path, record)
+                self.reporter.track({"train/examples_per_s": rate}, state.step)
+                self.reporter.emit("log", state.step, record=record)
                 state.window_loss, state.window_steps = 0.0, 0
                 window_seconds, timed_steps = 0.0, 0
-            if self.validation_batches and (
+            if self.eval_steps and (
                 state.step % self.eval_steps == 0 or state.step == self.total_steps
             ):
+                self.reporter.emit("validate", state.step)
                 self._evaluate(model, st_model, state, log_path)
                 if (
                     self.args.early_stopping_patience
@@ -510,11 +469,13 @@ class Trainer:
                 or state.step == self.total_steps
                 or state.stopped_early
             ):
-                self._checkpoint(state)
+                self.reporter.emit("save", state.step)
+                checkpoints.save_checkpoint(
+                    accelerator, self.out, state, self.args.save_total_limit
+                )
             if state.stopped_early:
                 break
         progress.close()
-        return self._finish(st_model, state, parameters)
 
     def _validation_loss(self, model, st_model) -> float:
         model.eval()
@@ -533,54 +494,27 @@ class Trainer:
             state.best_validation_loss = value
             state.best_step = state.step
             state.evaluations_without_improvement = 0
-            self._save_model(st_model, self.out / CHECKPOINTS / "best")
+            checkpoints.save_best(self.accelerator, st_model, self.out, state.step)
         else:
             state.evaluations_without_improvement += 1
         state.history.append({"step": state.step, "validation_loss": round(value, 6)})
         if self.accelerator.is_main_process:
-            _append_jsonl(log_path, {"step": state.step, "validation_loss": round(value, 6)})
+            append_jsonl(log_path, {"step": state.step, "validation_loss": round(value, 6)})
+        self.reporter.track({"validation/loss": value}, state.step)
 
-    def _save_model(self, st_model, target: Path) -> None:
-        self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
-            staging = target.with_name(target.name + ".tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            self.accelerator.unwrap_model(st_model).save(str(staging))
-            old = target.with_name(target.name + ".old")
-            if target.exists():
-                os.replace(target, old)
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        self.accelerator.wait_for_everyone()
-
-    def _checkpoint(self, state: TrainerState) -> None:
-        root = self.out / CHECKPOINTS
-        target = root / f"step-{state.step}"
-        staging = root / f".step-{state.step}.tmp"
-        if self.accelerator.is_main_process:
-            shutil.rmtree(staging, ignore_errors=True)
-            root.mkdir(parents=True, exist_ok=True)
-        self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(staging))
-        if self.accelerator.is_main_process:
-            _write_json(staging / STATE_FILE, state.__dict__)
-            os.replace(staging, target)
-            for old in _checkpoints(self.out)[: -self.args.save_total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
-        self.accelerator.wait_for_everyone()
-
-    def _finish(self, st_model, state: TrainerState, parameters: dict[str, int]) -> dict[str, Any]:
-        best = self.out / CHECKPOINTS / "best"
-        final = self.out / "model"
-        if self.accelerator.is_main_process:
-            staging = final.with_name("model.tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            if self.validation_batches and best.is_dir():
-                shutil.copytree(best, staging)
-            else:
-                self.accelerator.unwrap_model(st_model).save(str(staging))
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(staging, final)
+    def _finish(self, model, state: TrainerState, parameters: dict[str, int]) -> dict[str, Any]:
+        # Without accelerate's mixed-precision forward wrapper: the model as loaded, for use
+        # (and saving) outside the training loop.
+        final = self.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        validated = self.eval_steps is not None
+        if validated and state.best_step is not None:
+            checkpoints.load_best(final, self.out, state.best_step)
+        final.eval()
+        target = self.out / MODEL_DIR
+        if self.args.save_model:
+            self.reporter.emit("save", state.step)
+            checkpoints.save_model(self.accelerator, final, target)
+        self.model = final
         summary = {
             "finished": True,
             "steps": state.step,
@@ -588,8 +522,8 @@ class Trainer:
             "stopped_early": state.stopped_early,
             "best_step": state.best_step,
             "best_validation_loss": state.best_validation_loss,
-            "model": str(final),
-            "model_is": "best" if self.validation_batches else "final",
+            "model": str(target) if self.args.save_model else None,
+            "model_is": "best" if validated else "final",
             "examples_seen": state.examples_seen,
             "train_seconds": round(state.train_seconds, 3),
             "examples_per_s": round(state.examples_seen / state.train_seconds, 3)
@@ -598,7 +532,7 @@ class Trainer:
             "parameters": parameters,
         }
         if self.accelerator.is_main_process:
-            _write_json(self.out / "summary.json", summary)
+            write_json_atomic(self.out / "summary.json", summary)
         self.accelerator.wait_for_everyone()
         return summary
 
@@ -615,13 +549,7 @@ class Trainer:
             ],
             "ids": [tset.item_ids[i] for i in batch.items],
         }
-        _append_jsonl(path, record)
-
-
-def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
+        append_jsonl(path, record)
 
 
 def train(args: TrainArguments, *, show_progress: bool = True) -> dict[str, Any]:
@@ -634,4 +562,4 @@ def train(args: TrainArguments, *, show_progress: bool = True) -> dict[str, Any]
     return Trainer(args, show_progress=show_progress).train()
 
 
-__all__ = ["OutputDirError", "Trainer", "TrainerState", "train"]
+__all__ = ["OutputDirError", "ProgressCallback", "TrainEvent", "Trainer", "TrainerState", "train"]
