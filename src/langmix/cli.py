@@ -6,10 +6,12 @@ Python with the same dataclass.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 USAGE = """usage: langmix COMMAND [options]
@@ -28,15 +30,68 @@ Run 'langmix COMMAND --help' for a command's options.
 """
 
 
+@dataclass
+class ConsoleArguments:
+    """How much of the libraries' own output ``langmix eval`` shows."""
+
+    verbose: bool = field(
+        default=False,
+        metadata={
+            "help": "Show the libraries' own progress bars and messages (model loading, "
+            "encoding batches, warnings); silenced by default."
+        },
+    )
+
+
+@contextlib.contextmanager
+def library_output(verbose: bool) -> Iterator[None]:
+    """Silence the libraries' progress bars and log messages, unless ``verbose``.
+
+    transformers' bars ("Loading weights", "Writing model shards") and the hub's are turned
+    off; transformers' own console handler is set aside so its messages propagate to the
+    root logger like everyone else's, and Python warnings are routed there too. A root
+    handler then decides where they go: a study's ``study.log`` while a study runs, else
+    nowhere. Everything is restored on exit.
+
+    Example:
+        >>> with library_output(verbose=False):
+        ...     pass
+    """
+    if verbose:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    root = logging.getLogger()
+    # Without any root handler, Python's last-resort handler would print warnings anyway.
+    discard = logging.NullHandler()
+    hf_logging.disable_progress_bar()  # the hub's bars too
+    hf_logging.disable_default_handler()
+    hf_logging.enable_propagation()
+    root.addHandler(discard)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(discard)
+        hf_logging.disable_propagation()
+        hf_logging.enable_default_handler()
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _eval(argv: Sequence[str]) -> int:
     from transformers import HfArgumentParser
 
     from langmix.evaluation.arguments import EvalArguments
     from langmix.evaluation.run import run_eval
 
-    parser = HfArgumentParser(EvalArguments, prog="langmix eval")
-    (args,) = parser.parse_args_into_dataclasses(list(argv))
-    document = run_eval(args)
+    parser = HfArgumentParser((EvalArguments, ConsoleArguments), prog="langmix eval")
+    args, console = parser.parse_args_into_dataclasses(list(argv))
+    with library_output(console.verbose):
+        document = run_eval(args, show_progress=console.verbose)
     print(format_summary(document))
     print(f"wrote {args.output_dir}/metrics.json")
     return 0
@@ -57,7 +112,8 @@ def _train(argv: Sequence[str]) -> int:
         f"trained {summary['steps']} steps at {summary['examples_per_s']} examples/s"
         + (f", best validation loss {best:.4f} at step {summary['best_step']}" if best else "")
     )
-    print(f"wrote {summary['model']}")
+    if summary["model"]:
+        print(f"wrote {summary['model']}")
     return 0
 
 
@@ -68,13 +124,15 @@ def _study(argv: Sequence[str]) -> int:
 
     parser = HfArgumentParser(StudyArguments, prog="langmix study")
     (args,) = parser.parse_args_into_dataclasses(list(argv))
-    summary = run_study(
-        args.config,
-        args.output_dir,
-        data_dir=args.data_dir,
-        show_progress=args.progress,
-        overwrite=args.overwrite,
-    )
+    with library_output(args.verbose):
+        summary = run_study(
+            args.config,
+            args.output_dir,
+            data_dir=args.data_dir,
+            show_progress=args.progress,
+            verbose=args.verbose,
+            overwrite=args.overwrite,
+        )
     print(
         f"study: {summary.cells} cells, {summary.skipped} already done, {summary.finished} run, "
         f"{len(summary.failed)} failed, {summary.wall_seconds / 60:.1f} min"

@@ -45,7 +45,7 @@ def test_full_disk_stops_the_study_and_keeps_finished_rows(
         "query_max_length = 16\npassage_max_length = 16\nwith_context = false\n"
     )
     out = tmp_path / "out"
-    original = runner._append_row
+    original = runner.append_jsonl
     written = {"rows": 0}
 
     def append(path: Path, row):
@@ -55,7 +55,7 @@ def test_full_disk_stops_the_study_and_keeps_finished_rows(
             written["rows"] += 1
         original(path, row)
 
-    monkeypatch.setattr(runner, "_append_row", append)
+    monkeypatch.setattr(runner, "append_jsonl", append)
     code = langmix(["study", "--config", str(config), "--output-dir", str(out),
                     "--data-dir", str(data_dir), "--progress", "false"])  # fmt: skip
     assert code == 1
@@ -66,7 +66,7 @@ def test_full_disk_stops_the_study_and_keeps_finished_rows(
     # The disk error is not blamed on a cell, and the grid did not run on regardless.
     assert not (out / runner.FAILURES).exists()
 
-    monkeypatch.setattr(runner, "_append_row", original)
+    monkeypatch.setattr(runner, "append_jsonl", original)
     assert langmix(["study", "--config", str(config), "--output-dir", str(out),
                     "--data-dir", str(data_dir), "--progress", "false"]) == 0  # fmt: skip
     rows = [json.loads(line) for line in (out / runner.RESULTS).read_text().splitlines()]

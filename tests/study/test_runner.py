@@ -156,6 +156,8 @@ def test_another_study_in_the_same_directory_is_refused(tmp_path, data_dir):
         (('dataset = "xquad-r"', 'dataset = "squad"'), "dataset must be"),
         (("[[models]]", "[[modelz]]"), "unknown table"),
         (("batch_size = 8", "batch_size = 1"), "bad training options"),
+        (("max_steps = 2", 'max_steps = 2\nreport_to = "tensorboard"'), "set report_to in"),
+        (("keep_models = false", 'keep_models = false\nreport_to = "csv"'), "report_to must be"),
         (('name = "tiny"', 'name = "tiny'), "not valid TOML"),
     ],
 )
@@ -297,3 +299,97 @@ def test_miracl_evaluation_set(tmp_path, data_dir, offline_cache):
             assert headline(per_query, metric) == pytest.approx(row["metrics"][metric], abs=1e-12)
         assert row["metrics"]["ndcg@10"] > 0.5  # relevant passages restate the question
     assert "nDCG@10" in (out / "report.md").read_text()
+
+
+QUIET = """
+[study]
+name = "quiet"
+strategies = ["mono"]
+seeds = [0]
+keep_models = {keep}
+
+[[models]]
+name = "offline:multilingual-e5-small@L1"
+
+[train]
+languages = ["en", "de"]
+max_steps = 2
+batch_size = 8
+freeze_embeddings = true
+with_context = false
+query_max_length = 16
+passage_max_length = 32
+logging_steps = 1
+
+[[eval]]
+dataset = "xquad-r"
+languages = ["en", "de"]
+articles = 1
+with_context = false
+query_max_length = 16
+passage_max_length = 32
+"""
+
+LIBRARY_OUTPUT = ("Batches", "Loading weights", "Writing model shards")
+
+
+def test_cli_study_shows_one_display_and_keeps_the_messages_in_its_log(
+    tmp_path, data_dir, offline_cache, capsys
+):
+    from transformers.utils import logging as hf_logging
+
+    from langmix.cli import main
+
+    path = tmp_path / "quiet.toml"
+    path.write_text(QUIET.format(keep="true"))  # a saved model: its writing would show too
+
+    def study(out: str, *extra: str) -> str:
+        argv = ["study", "--config", str(path), "--output-dir", str(tmp_path / out),
+                "--data-dir", str(data_dir), *extra]  # fmt: skip
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    quiet = study("quiet")
+    for text in LIBRARY_OUTPUT:
+        assert text not in quiet, text
+    # The display: one line per cell (not a terminal here), with cells left.
+    assert "[1/2] L1/untrained: started; 2 cells left" in quiet
+    assert "[2/2] L1/mono-s0: started; 1 cell left" in quiet
+    assert "[2/2] L1/mono-s0 in " in quiet
+    log = (tmp_path / "quiet" / "study.log").read_text()
+    assert "L1/mono-s0: step 2/2: epoch" in log and "L1/mono-s0 xquad-r[:1]: map_mono" in log
+    # The libraries' settings are back as they were.
+    assert hf_logging.is_progress_bar_enabled()
+    assert hf_logging.get_logger().handlers  # transformers' own console handler
+
+    verbose = study("verbose", "--verbose")
+    assert "Loading weights" in verbose and "Writing model shards" in verbose
+
+
+def test_in_memory_evaluation_equals_the_saved_models(tmp_path, data_dir, offline_cache):
+    """A trained cell is evaluated in memory; its saved model gives the same numbers."""
+    from langmix.evaluation.lareqa import encode_lareqa, score_lareqa
+    from langmix.models import load_model
+    from langmix.study.runner import StudyRunner
+
+    path = tmp_path / "memory.toml"
+    path.write_text(QUIET.format(keep="true").replace('["mono"]', '["hybrid"]'))
+    out = tmp_path / "out"
+    summary = run_study(path, out, data_dir=data_dir, show_progress=False)
+    assert not summary.failed
+    (row,) = [r for r in read_results(out / RESULTS) if r["strategy"] == "hybrid"]
+    config = load_study_config(path)
+    config.train["data_dir"] = str(data_dir)
+    spec = config.evals[0]
+    dataset = StudyRunner(config, out).eval_dataset(spec)
+    saved = load_model(str(out / "cells" / "L1" / "hybrid-a0.5-s0" / "train" / "model"))
+    embeddings = encode_lareqa(
+        saved, dataset, with_context=False, query_max_length=16, passage_max_length=32,
+        batch_size=spec.batch_size, cache=None, show_progress=False,
+    )  # fmt: skip
+    result = score_lareqa(dataset, embeddings)
+    assert row["metrics"]["map_multi"] == result.map["multi"]
+    assert row["metrics"]["map_cross"] == result.map["cross"]
+    assert row["metrics"]["rank_distance"] == result.rank_distance
+    assert not (out / "cells" / "L1" / "hybrid-a0.5-s0" / "train" / "checkpoints").exists()

@@ -9,7 +9,10 @@ Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
     alphas = [0.5]              # hybrid only; one cell per alpha
     seeds = [0]
     untrained = true            # evaluate each model before training, as the reference
-    keep_models = true          # false: delete each trained model once it is evaluated
+    keep_models = true          # false: evaluate each trained model in memory, never write it
+    report_to = "none"          # training curves of every cell: none, tensorboard, wandb
+                                # (TensorBoard: cells/.../train/tensorboard; wandb run names
+                                # are "{study name}/{cell key}")
 
     [[models]]
     name = "offline:multilingual-e5-small@L2"
@@ -19,6 +22,9 @@ Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
     train = ["mlqa-r"]
     max_steps = 60
     batch_size = 16
+    eval_steps = 30             # optional: validate every 30 steps and keep the best step's
+                                # model; without it (and without early_stopping_patience)
+                                # there is no validation and the last step's model is kept
 
     [[eval]]
     dataset = "xquad-r"         # xquad-r | mlqa-r | miracl
@@ -36,22 +42,19 @@ from __future__ import annotations
 
 import os
 import re
-import sys
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from langmix.data.errors import DataError, not_utf8
 from langmix.sampling.sampler import STRATEGIES
-from langmix.training.arguments import TrainArguments
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from langmix.training.arguments import TrainArguments, check_report_to
 
 # Train settings the grid itself sets per cell; a config may not fix them in [train].
-_CELL_SETTINGS = {"model", "output_dir", "sampling", "alpha", "seed", "resume"}
+_CELL_SETTINGS = {"model", "output_dir", "sampling", "alpha", "seed", "resume", "run_name"}
+# Train settings that follow a [study] setting.
+_STUDY_SETTINGS = {"report_to": "report_to", "save_model": "keep_models"}
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class StudyConfig:
     evals: list[EvalSpec]
     description: str = ""
     keep_models: bool = True
+    report_to: str = "none"
     path: Path | None = field(default=None, repr=False)
 
     def cells(self) -> list[Cell]:
@@ -141,7 +145,11 @@ class StudyConfig:
         return cells
 
     def train_arguments(self, cell: Cell, output_dir: str | os.PathLike[str]) -> TrainArguments:
-        """The ``langmix train`` arguments of one cell."""
+        """The ``langmix train`` arguments of one cell.
+
+        The run is named ``{study name}/{cell key}`` for the trackers. Without ``keep_models``
+        the trained model is not written at all: the study evaluates it in memory.
+        """
         settings = dict(self.train)
         settings.update(
             model=cell.model.name,
@@ -149,6 +157,9 @@ class StudyConfig:
             sampling=cell.strategy,
             alpha=cell.alpha if cell.alpha is not None else 0.5,
             seed=cell.seed,
+            run_name=f"{self.name}/{cell.key}",
+            report_to=self.report_to,
+            save_model=self.keep_models,
         )
         return TrainArguments(**settings)
 
@@ -168,6 +179,7 @@ _STUDY_TYPES: dict[str, tuple[type, ...]] = {
     "description": (str,),
     "untrained": (bool,),
     "keep_models": (bool,),
+    "report_to": (str,),
 }
 _EVAL_TYPES: dict[str, tuple[type, ...]] = {
     "dataset": (str,),
@@ -232,7 +244,16 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     study = raw.get("study")
     if not isinstance(study, dict) or "name" not in study:
         raise _fail(path, "a [study] table with a name is required", "[study]", _SEE_DEMO)
-    allowed = {"name", "description", "strategies", "alphas", "seeds", "untrained", "keep_models"}
+    allowed = {
+        "name",
+        "description",
+        "strategies",
+        "alphas",
+        "seeds",
+        "untrained",
+        "keep_models",
+        "report_to",
+    }
     extra = set(study) - allowed
     if extra:
         raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", "[study]")
@@ -252,6 +273,10 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     if any(not 0 <= a <= 1 for a in alphas):
         raise _fail(path, f"alphas must be in [0, 1], got {alphas}", "[study]")
     seeds = _check_list(path, "[study]", "seeds", study.get("seeds", [0]), (int,))
+    try:
+        check_report_to(study.get("report_to", "none"))
+    except ValueError as exc:
+        raise _fail(path, str(exc).replace("--report-to", "report_to"), "[study]") from exc
 
     models_raw = raw.get("models")
     if not isinstance(models_raw, list) or not models_raw:
@@ -291,6 +316,12 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
             f"{', '.join(sorted(fixed))} are set per cell by the grid, not in [train]",
             "[train]",
         )
+    for key in sorted(set(train) & set(_STUDY_SETTINGS)):
+        raise _fail(
+            path,
+            f"{key} follows the study: set {_STUDY_SETTINGS[key]} in [study], not {key} in [train]",
+            "[train]",
+        )
     train.setdefault("train", ["mlqa-r"])
     config = StudyConfig(
         name=str(study["name"]),
@@ -303,6 +334,7 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         evals=[],
         description=str(study.get("description", "")),
         keep_models=bool(study.get("keep_models", True)),
+        report_to=str(study.get("report_to", "none")),
         path=path,
     )
     # Validate the training options once, with a stand-in cell, before anything runs.

@@ -12,23 +12,38 @@ Layout of ``OUTPUT``::
                                     metrics, write)
     timing.jsonl                    one line per invocation: setup, cells and report seconds
     failures.jsonl                  cells that failed, with the error (the grid goes on)
+    study.log                       every message of every run: cells, training losses,
+                                    evaluation results, failures, the libraries' warnings
     cells/{label}/{strategy}[-a{alpha}]-s{seed}/train/   the langmix train run
     cells/{label}/.../{eval set}/per_query.npz, metrics.json
     report.md, plots/               rebuilt from results.jsonl after the grid
 
+Models: each model of the grid is loaded once per invocation (cells run model by model) and
+kept in memory while its cells run: the untrained cell evaluates it, every trained cell trains
+a copy and evaluates the trained copy in memory (the same numbers as the saved model gives,
+bit for bit). ``load_s`` in a row's timing is the time to get the cell's model: loading the
+base model for the first cell of a model, copying it for the others. With ``keep_models =
+false`` trained models are never written.
+
 Resuming: a (cell, evaluation set) with a row in ``results.jsonl`` is never redone; a cell
-whose training was interrupted resumes from its last checkpoint; a cut last line of
-``results.jsonl`` (a kill during the write) is dropped on start.
+whose training was interrupted resumes from its last checkpoint (kept until every evaluation
+of the cell is recorded, so a cell killed while evaluating is not trained again); a cut last
+line of ``results.jsonl`` (a kill during the write) is dropped on start.
+
+The console shows one display (:class:`~langmix.study.display.StudyDisplay`): cells done and left, the current cell
+and its phase, and the time left; the messages go to ``study.log`` as well.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
+import gc
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -39,16 +54,27 @@ from typing import Any
 import numpy as np
 
 from langmix.data.errors import DataError
-from langmix.data.lareqa import load_lareqa
-from langmix.data.records import LareqaDataset
-from langmix.outputs import OutputDirError, ensure_writable, is_disk_error, remove_outputs
-from langmix.study.config import Cell, EvalSpec, StudyConfig, load_study_config
+from langmix.outputs import (
+    OutputDirError,
+    append_jsonl,
+    ensure_writable,
+    is_disk_error,
+    remove_outputs,
+    safe_name,
+    write_text_atomic,
+)
+from langmix.study.config import Cell, EvalSpec, ModelSpec, StudyConfig, load_study_config
+from langmix.study.display import StudyDisplay, format_duration
+from langmix.study.evaluate import EvaluationSets
 
 RESULTS = "results.jsonl"
 FAILURES = "failures.jsonl"
 # One line per invocation of the runner: where its wall time went (setup, cells, report).
 TIMING = "timing.jsonl"
-STUDY_OUTPUTS = (RESULTS, FAILURES, TIMING, "cells", "report.md", "plots", "study.toml")
+LOG = "study.log"
+STUDY_OUTPUTS = (RESULTS, FAILURES, TIMING, LOG, "cells", "report.md", "plots", "study.toml")
+
+log = logging.getLogger("langmix.study")
 
 
 class StudyDirError(OutputDirError):
@@ -62,7 +88,18 @@ class StudyArguments:
     config: str = field(metadata={"help": "Study TOML file (see configs/)."})
     output_dir: str = field(metadata={"help": "Study directory (results.jsonl, report.md)."})
     data_dir: str | None = field(default=None, metadata={"help": "Local data directory."})
-    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    progress: bool = field(
+        default=True,
+        metadata={"help": "Show the study's display (cells done and left, phase, time left)."},
+    )
+    verbose: bool = field(
+        default=False,
+        metadata={
+            "help": "Also show the libraries' own progress bars and messages (model loading "
+            "and saving, encoding batches, warnings); by default they go to study.log or "
+            "nowhere."
+        },
+    )
     overwrite: bool = field(
         default=False,
         metadata={"help": "Replace another study's results in output_dir (else refused)."},
@@ -95,26 +132,12 @@ def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _append_row(path: Path, row: dict[str, Any]) -> None:
-    # One write of one line, flushed and synced: a kill leaves either the whole row or a cut
-    # last line, which read_results drops and the next run redoes.
-    data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _repair_results(path: Path) -> list[dict[str, Any]]:
     rows = read_results(path)
     if path.exists():
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         if text != path.read_text(encoding="utf-8"):
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            write_text_atomic(path, text)
     return rows
 
 
@@ -152,12 +175,16 @@ def _cell_dir(out: Path, cell: Cell) -> Path:
     return out / "cells" / cell.key
 
 
-def _safe(name: str) -> str:
-    return name.replace(":", "-").replace("[", "").replace("]", "").replace(",", "+")
-
-
 class StudyRunner:
     """Runs a :class:`StudyConfig` into an output directory.
+
+    Args:
+        config: The study.
+        output_dir: The study directory.
+        show_progress: Show the study's display (:class:`StudyDisplay`).
+        verbose: Let the libraries draw their own bars (encoding batches); silencing their
+            logging is the caller's (``langmix study`` does it unless ``--verbose``).
+        overwrite: Replace another study's results in ``output_dir``.
 
     Example:
         >>> runner = StudyRunner(load_study_config("configs/demo.toml"), "runs/demo")  # doctest: +SKIP
@@ -170,68 +197,39 @@ class StudyRunner:
         output_dir: str | os.PathLike[str],
         *,
         show_progress: bool = True,
+        verbose: bool = False,
         overwrite: bool = False,
     ) -> None:
         self.config = config
         self.out = Path(output_dir)
         self.show_progress = show_progress
+        self.verbose = verbose
         self.overwrite = overwrite
-        self._datasets: dict[str, Any] = {}
+        self.evals = EvaluationSets(config, self.out, verbose=verbose)
+        # (model name, model, parameter counts): one base model at a time, cells run by model.
+        self._base: tuple[str, Any, Any] | None = None
+        self.display = StudyDisplay(config.name, 0, 0, enabled=False)
 
     # -- setup -------------------------------------------------------------------------
     def _claim_output_dir(self) -> None:
         ensure_writable(self.out)
-        copy = self.out / "study.toml"
+        record = self.out / "study.toml"
         source = self.config.path.read_text(encoding="utf-8") if self.config.path else ""
-        if copy.exists() and copy.read_text(encoding="utf-8") == source:
+        if record.exists() and record.read_text(encoding="utf-8") == source:
             return
         # Only work is protected: a study stopped before any cell ran leaves nothing to lose.
         if (self.out / RESULTS).exists() or (self.out / "cells").exists():
             if not self.overwrite:
                 raise StudyDirError(
-                    f"{self.out} holds a different study ({copy} differs from "
+                    f"{self.out} holds a different study ({record} differs from "
                     f"{self.config.path}); use another --output-dir or pass --overwrite"
                 )
             remove_outputs(self.out, STUDY_OUTPUTS)  # only what a study writes
-        tmp = copy.with_name("study.toml.tmp")
-        tmp.write_text(source, encoding="utf-8")
-        os.replace(tmp, copy)
+        write_text_atomic(record, source)
 
     def eval_dataset(self, spec: EvalSpec) -> Any:
         """The evaluation data of one set, loaded once per study."""
-        if spec.name in self._datasets:
-            return self._datasets[spec.name]
-        data_dir = self.config.train.get("data_dir")
-        if spec.dataset == "miracl":
-            from langmix.data.miracl import load_miracl
-
-            corpus = Path(spec.corpus)
-            data = []
-            for lang in spec.languages or ():
-                path = corpus / f"{lang}.jsonl" if corpus.is_dir() else corpus
-                data.append(load_miracl(lang, "dev", data_dir=data_dir, corpus=path))
-        else:
-            data = load_lareqa(
-                spec.dataset, list(spec.languages) if spec.languages else None, data_dir=data_dir
-            )
-            if spec.split == "heldout":
-                data = data.restrict(self._heldout_ids(spec.dataset), f"{spec.dataset}:heldout")
-            if spec.articles:
-                data = data.first_articles(spec.articles)
-        self._datasets[spec.name] = data
-        return data
-
-    def _heldout_ids(self, dataset: str) -> set[str]:
-        # The trainer's own split (same loader, languages, fraction and split seed), so the
-        # held-out questions are exactly the ones no cell trained on.
-        from langmix.training.data import load_training_pairs, split_training_sets
-
-        train = self.config.train
-        pairs = load_training_pairs(dataset, train.get("languages"), data_dir=train.get("data_dir"))
-        _, (held_out,) = split_training_sets(
-            [pairs], train.get("validation_fraction", 0.1), train.get("split_seed", 0)
-        )
-        return set(held_out.by_id)
+        return self.evals.dataset(spec)
 
     def _preflight(self) -> None:
         """Fail in seconds on what would otherwise fail every cell of a model hours later.
@@ -275,40 +273,73 @@ class StudyRunner:
         started = time.perf_counter()
         self._preflight()  # reads only: a fixed study file may reuse the directory
         self._claim_output_dir()
+        with self._study_log():
+            return self._run(started)
+
+    @contextlib.contextmanager
+    def _study_log(self) -> Iterator[None]:
+        """Send this run's messages, and whatever the libraries log, to ``study.log``."""
+        handler = logging.FileHandler(self.out / LOG, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root, level = logging.getLogger(), log.level
+        root.addHandler(handler)
+        log.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            log.setLevel(level)
+            handler.close()
+
+    def _run(self, started: float) -> StudySummary:
         results = self.out / RESULTS
         done = {(r["cell"], r["eval_set"]) for r in _repair_results(results)}
         setup_done = time.perf_counter()
         cells = self.config.cells()
         todo = [c for c in cells if any((c.key, e.name) not in done for e in self.config.evals)]
         skipped = len(cells) - len(todo)
+        self.display = StudyDisplay(
+            self.config.name, len(cells), skipped, enabled=self.show_progress
+        )
+        self.evals.phase = self.display.phase
         self._say(
             f"study {self.config.name}: {len(cells)} cells × {len(self.config.evals)} evaluation "
             f"sets; {skipped} cells already done, {len(todo)} to run"
         )
         failed: list[str] = []
         durations: dict[tuple[str, bool], list[float]] = {}
-        for number, cell in enumerate(todo, start=1):
-            cell_started = time.perf_counter()
-            try:
-                self._run_cell(cell, done, results)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # one cell's failure must not cost the others
-                if is_disk_error(exc):
-                    raise  # a full or read-only disk fails every cell: stop, nothing is lost
-                self._record_failure(cell, exc, failed)
-            took = time.perf_counter() - cell_started
-            durations.setdefault(_kind(cell), []).append(took)
-            left = todo[number:]
-            eta, exact = estimate_remaining(durations, left)
-            self._say(
-                f"[{number + skipped}/{len(cells)}] {cell.key} in {took:.0f} s; "
-                f"{len(left)} left, {'about' if exact else 'at least'} {eta / 60:.1f} min"
-            )
+        try:
+            for number, cell in enumerate(todo, start=1):
+                cell_eta, _ = estimate_remaining(durations, [cell])
+                rest_eta, exact = estimate_remaining(durations, todo[number - 1 :])
+                self.display.start_cell(cell.key, cell_eta, rest_eta - cell_eta, exact=exact)
+                log.info("%s: started", cell.key)
+                cell_started = time.perf_counter()
+                try:
+                    self._run_cell(cell, done, results)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # one cell's failure must not cost the others
+                    if is_disk_error(exc):
+                        raise  # a full or read-only disk fails every cell: stop, nothing lost
+                    self._record_failure(cell, exc, failed)
+                took = time.perf_counter() - cell_started
+                durations.setdefault(_kind(cell), []).append(took)
+                left = todo[number:]
+                eta, exact = estimate_remaining(durations, left)
+                self.display.end_cell()
+                self._say(
+                    f"[{number + skipped}/{len(cells)}] {cell.key} in {took:.0f} s; "
+                    f"{len(left)} left, {'about' if exact else 'at least'} "
+                    f"{format_duration(eta)}"
+                )
+        finally:
+            self._base = None
+            self.display.close()
         cells_done = time.perf_counter()
         self._build_report()
         wall = time.perf_counter() - started
-        _append_row(
+        append_jsonl(
             self.out / TIMING,
             {
                 "cells_run": len(todo),
@@ -316,7 +347,7 @@ class StudyRunner:
                 "cells_s": round(cells_done - setup_done, 3),
                 "report_s": round(time.perf_counter() - cells_done, 3),
                 "wall_s": round(wall, 3),
-                "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             },
         )
         if failed:
@@ -327,190 +358,123 @@ class StudyRunner:
 
     def _record_failure(self, cell: Cell, exc: BaseException, failed: list[str]) -> None:
         failed.append(cell.key)
-        _append_row(
+        append_jsonl(
             self.out / FAILURES,
             {
                 "cell": cell.key,
                 "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(),
-                "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             },
         )
-        self._say(f"cell {cell.key} FAILED: {type(exc).__name__}: {exc}")
+        log.error("%s failed", cell.key, exc_info=exc)
+        self.display.write(f"cell {cell.key} FAILED: {type(exc).__name__}: {exc}")
 
-    def _run_cell(self, cell: Cell, done: set[tuple[str, str]], results: Path) -> None:
+    def _base_model(self, spec: ModelSpec) -> tuple[Any, Any]:
+        """The untrained model of ``spec`` and its parameter counts, loaded once per run."""
         from langmix.models import load_model
         from langmix.models.loading import count_parameters
 
+        if self._base is None or self._base[0] != spec.name:
+            self._base = None  # the previous model goes before the next one is loaded
+            gc.collect()
+            self.display.phase("load model")
+            model = load_model(spec.name)
+            self._base = (spec.name, model, count_parameters(model))
+        return self._base[1], self._base[2]
+
+    def _run_cell(self, cell: Cell, done: set[tuple[str, str]], results: Path) -> None:
         cell_dir = _cell_dir(self.out, cell)
         train_summary: dict[str, Any] = {}
+        train_wall: float | None = None
         started = time.perf_counter()
-        if cell.strategy != "untrained":
-            train_summary = self._train(cell, cell_dir / "train")
-        trained = time.perf_counter()
         if cell.strategy == "untrained":
-            model = load_model(cell.model.name)
+            model, counts = self._base_model(cell.model)
+            load_s = time.perf_counter() - started
         else:
-            model = load_model(str(cell_dir / "train" / "model"))
-        counts = count_parameters(model)
-        loaded = time.perf_counter()
+            model, counts, train_summary, load_s, train_wall = self._trained(cell, cell_dir)
         for spec in self.config.evals:
             if (cell.key, spec.name) in done:
                 continue
-            row = self._evaluate(cell, spec, model, cell_dir / _safe(spec.name))
+            row = self.evals.evaluate(cell, spec, model, cell_dir / safe_name(spec.name))
             row["timing"].update(
-                # Training (model set-up, steps, validation, saving) is shared by every
-                # evaluation row of the cell and repeated on each.
-                train_wall_s=round(trained - started, 3) if train_summary else None,
+                # Training (steps, validation, saving) is shared by every evaluation row of
+                # the cell and repeated on each.
+                train_wall_s=round(train_wall, 3) if train_wall is not None else None,
                 train_steps_s=train_summary.get("train_seconds"),
-                load_s=round(loaded - trained, 3),
+                load_s=round(load_s, 3),
             )
             row.update(
                 parameters={"total": counts.total, "non_embedding": counts.non_embedding},
                 train_seconds=train_summary.get("train_seconds"),
                 examples_per_s=train_summary.get("examples_per_s"),
-                finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             )
-            _append_row(results, row)
+            append_jsonl(results, row)
             done.add((cell.key, spec.name))
-        if cell.strategy != "untrained" and not self.config.keep_models:
-            # Every evaluation of the cell is recorded; a trained model is ~400 MB on disk.
-            shutil.rmtree(cell_dir / "train" / "model", ignore_errors=True)
+            log.info(
+                "%s %s: %s",
+                cell.key,
+                spec.name,
+                ", ".join(f"{k} {v:.4f}" for k, v in row["metrics"].items()),
+            )
+        if cell.strategy != "untrained":
+            # Every evaluation of the cell is recorded: the checkpoints (kept so that a cell
+            # killed while evaluating need not train again) are done with.
+            shutil.rmtree(cell_dir / "train" / "checkpoints", ignore_errors=True)
+            if not self.config.keep_models:
+                shutil.rmtree(cell_dir / "train" / "model", ignore_errors=True)
 
-    def _train(self, cell: Cell, train_dir: Path) -> dict[str, Any]:
+    def _trained(self, cell: Cell, cell_dir: Path) -> tuple[Any, Any, dict, float, float]:
+        """The cell's trained model: (model, counts, train summary, load s, train s)."""
+        from langmix.models import load_model
+        from langmix.models.loading import count_parameters
         from langmix.training import Trainer
+        from langmix.training.checkpoints import list_checkpoints
 
+        train_dir = cell_dir / "train"
         summary_path = train_dir / "summary.json"
-        if summary_path.exists():
-            if (train_dir / "model").is_dir():
-                return json.loads(summary_path.read_text(encoding="utf-8"))
-            # Finished once, model since deleted (keep_models = false), yet an evaluation is
+        started = time.perf_counter()
+        if summary_path.exists() and (train_dir / "model").is_dir():
+            # Trained and saved by an earlier run that stopped before every evaluation.
+            self.display.phase("load model")
+            model = load_model(str(train_dir / "model"))
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            return model, count_parameters(model), summary, time.perf_counter() - started, 0.0
+        if summary_path.exists() and not list_checkpoints(train_dir):
+            # Finished once, model deleted (keep_models = false), yet an evaluation is
             # missing: train again; the same seed gives the same model on CPU.
             self._say(f"{cell.key}: model was deleted; training it again")
             shutil.rmtree(train_dir)
+        base, counts = self._base_model(cell.model)
+        self.display.phase("copy model")
+        model = copy.deepcopy(base)
+        copied = time.perf_counter()
         args = self.config.train_arguments(cell, train_dir)
         args.resume = (train_dir / "config.json").exists()
         if args.resume:
             self._say(f"{cell.key}: resuming training from its last checkpoint")
-        summary = Trainer(args, show_progress=self.show_progress).train()
-        # Optimizer states are only needed to resume; the trained model is in train/model.
-        shutil.rmtree(train_dir / "checkpoints", ignore_errors=True)
-        return summary
+        trainer = Trainer(args, progress=self._train_events(cell), base_model=model)
+        summary = trainer.train()
+        return trainer.model, counts, summary, copied - started, time.perf_counter() - copied
 
-    def _evaluate(self, cell: Cell, spec: EvalSpec, model: Any, target: Path) -> dict[str, Any]:
-        from langmix.data.sources import cache_dir
-        from langmix.evaluation.encoding import EmbeddingCache, model_fingerprint
+    def _train_events(self, cell: Cell) -> Any:
+        """The trainer's progress callback: the display's phase and the study log."""
 
-        target.mkdir(parents=True, exist_ok=True)
-        cache = EmbeddingCache(cache_dir() / "embeddings", model_fingerprint(model))
-        started = time.perf_counter()
-        row: dict[str, Any] = {
-            "study": self.config.name,
-            "cell": cell.key,
-            "model": cell.model.name,
-            "model_label": cell.model.label,
-            "strategy": cell.strategy,
-            "alpha": cell.alpha if cell.strategy == "hybrid" else None,
-            "seed": cell.seed,
-            "train_set": None
-            if cell.strategy == "untrained"
-            else "+".join(self.config.train["train"]),
-            "eval_set": spec.name,
-        }
-        if spec.dataset == "miracl":
-            row.update(self._evaluate_miracl(cell, spec, model, target, cache))
-        else:
-            row.update(self._evaluate_lareqa(cell, spec, model, target, cache))
-        row["eval_seconds"] = round(time.perf_counter() - started, 3)
-        row["timing"]["write_s"] = round(
-            row["eval_seconds"] - row["timing"]["encode_s"] - row["timing"]["metrics_s"], 3
-        )
-        return row
+        def on_event(event: Any) -> None:
+            if event.kind == "step":
+                self.display.phase(f"train {event.step}/{event.total_steps}")
+            elif event.kind == "validate":
+                self.display.phase(f"validate at step {event.step}")
+            elif event.kind == "save":
+                self.display.phase(f"save at step {event.step}")
+            elif event.kind == "log":
+                details = ", ".join(f"{k} {v}" for k, v in event.record.items() if k != "step")
+                log.info("%s: step %d/%d: %s", cell.key, event.step, event.total_steps, details)
+            elif event.kind == "message":
+                self._say(f"{cell.key}: {event.text}")
 
-    def _evaluate_lareqa(self, cell, spec, model, target, cache) -> dict[str, Any]:
-        from langmix.evaluation.lareqa import (
-            encode_lareqa,
-            metrics_document,
-            save_per_query,
-            score_lareqa,
-            write_json,
-        )
-
-        dataset: LareqaDataset = self.eval_dataset(spec)
-        started = time.perf_counter()
-        embeddings = encode_lareqa(
-            model,
-            dataset,
-            batch_size=spec.batch_size,
-            query_max_length=spec.query_max_length,
-            passage_max_length=spec.passage_max_length,
-            with_context=spec.with_context,
-            cache=cache,
-            show_progress=self.show_progress,
-        )
-        encoded = time.perf_counter()
-        result = score_lareqa(dataset, embeddings)
-        scored = time.perf_counter()
-        write_json(target / "metrics.json", metrics_document(result, dataset, cell.model.name))
-        save_per_query(result, dataset, target / "per_query.npz")
-        return {
-            "eval_kind": "lareqa",
-            "metrics": {
-                "map_mono": result.map["mono"],
-                "map_cross": result.map["cross"],
-                "map_multi": result.map["multi"],
-                "r1_mono": result.recall["mono@1"],
-                "r1_cross": result.recall["cross@1"],
-                "r10_multi": result.recall["multi@10"],
-                "rank_distance": result.rank_distance,
-            },
-            "per_pair_map": {pair: values["map"] for pair, values in result.per_pair.items()},
-            "per_query": str((target / "per_query.npz").relative_to(self.out)),
-            "timing": {
-                "encode_s": round(encoded - started, 3),
-                "metrics_s": round(scored - encoded, 3),
-            },
-        }
-
-    def _evaluate_miracl(self, cell, spec, model, target, cache) -> dict[str, Any]:
-        from langmix.evaluation.retrieval import run_miracl_eval
-
-        names = {"ndcg_cut_10": "ndcg@10", "recall_100": "recall@100", "map_cut_100": "map@100"}
-        query_ids: list[str] = []
-        values: dict[str, list[float]] = {n: [] for n in names.values()}
-        timing = {"encode_s": 0.0, "metrics_s": 0.0}
-        for data in self.eval_dataset(spec):
-            document = run_miracl_eval(
-                model,
-                cell.model.name,
-                data,
-                target / data.language,
-                top_k=spec.top_k,
-                batch_size=spec.batch_size,
-                query_max_length=spec.query_max_length,
-                passage_max_length=spec.passage_max_length,
-                cache=cache,
-                show_progress=self.show_progress,
-            )
-            timing["encode_s"] += document["timing"]["encode_s"]
-            # Search and trec-style scoring together are this set's metrics cost.
-            timing["metrics_s"] += document["timing"]["search_s"] + document["timing"]["metrics_s"]
-            for qid, scores in document["per_query"].items():
-                query_ids.append(f"{data.language}/{qid}")
-                for trec_name, name in names.items():
-                    values[name].append(scores[trec_name])
-        path = target / "per_query.npz"
-        tmp = path.with_name("per_query.tmp.npz")
-        np.savez_compressed(
-            tmp, query_ids=np.asarray(query_ids), **{k: np.asarray(v) for k, v in values.items()}
-        )
-        os.replace(tmp, path)
-        return {
-            "eval_kind": "miracl",
-            "metrics": {name: float(np.mean(v)) for name, v in values.items()},
-            "per_query": str(path.relative_to(self.out)),
-            "timing": {k: round(v, 3) for k, v in timing.items()},
-        }
+        return on_event
 
     def _build_report(self) -> None:
         from langmix.study.report import build_report
@@ -520,7 +484,9 @@ class StudyRunner:
             self._say(f"report: {path}")
 
     def _say(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        """A message for the console (above the display) and the study log."""
+        log.info("%s", message)
+        self.display.write(message)
 
 
 def run_study(
@@ -529,12 +495,15 @@ def run_study(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     show_progress: bool = True,
+    verbose: bool = False,
     overwrite: bool = False,
 ) -> StudySummary:
     """Run (or resume) a study; what ``langmix study`` does.
 
     ``data_dir`` (a local data directory) overrides the config's; it does not change what the
-    study computes, so a study may be resumed with another copy of the data.
+    study computes, so a study may be resumed with another copy of the data. ``show_progress``
+    draws the study's display and ``verbose`` lets the libraries draw their bars (see
+    :class:`StudyRunner`).
 
     Example:
         >>> summary = run_study("configs/demo.toml", "runs/demo")  # doctest: +SKIP
@@ -543,5 +512,7 @@ def run_study(
         config = load_study_config(config)
     if data_dir is not None:
         config.train["data_dir"] = str(data_dir)
-    runner = StudyRunner(config, output_dir, show_progress=show_progress, overwrite=overwrite)
+    runner = StudyRunner(
+        config, output_dir, show_progress=show_progress, verbose=verbose, overwrite=overwrite
+    )
     return runner.run()

@@ -1,0 +1,204 @@
+"""A study's evaluation sets: each loaded once, and each cell's model evaluated on them.
+
+A row of ``results.jsonl`` comes from here: the headline metrics of one (cell, evaluation set),
+the per-query file they are computed from, and ``timing`` (encode, metrics, write seconds).
+Encoding goes through the embedding cache keyed by the model's fingerprint, so a text is never
+encoded twice for the same model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from langmix.data.lareqa import load_lareqa
+from langmix.data.records import LareqaDataset
+from langmix.outputs import atomic_path
+from langmix.study.config import Cell, EvalSpec, StudyConfig
+
+
+class EvaluationSets:
+    """The evaluation sets of a study (:class:`~langmix.study.config.EvalSpec`).
+
+    Args:
+        config: The study.
+        out: The study directory (per-query paths in rows are relative to it).
+        verbose: Let sentence-transformers draw its encoding bars.
+
+    ``phase`` is called with a short description of each step (``encode xquad-r``,
+    ``metrics xquad-r``), for the study's display.
+
+    Example:
+        >>> sets = EvaluationSets(load_study_config("configs/demo.toml"), Path("runs/demo"))  # doctest: +SKIP
+        >>> row = sets.evaluate(cell, sets.config.evals[0], model, Path("runs/demo/x"))  # doctest: +SKIP
+    """
+
+    def __init__(self, config: StudyConfig, out: Path, *, verbose: bool = False) -> None:
+        self.config = config
+        self.out = out
+        self.verbose = verbose
+        self.phase: Callable[[str], None] = lambda text: None
+        self._datasets: dict[str, Any] = {}
+
+    def dataset(self, spec: EvalSpec) -> Any:
+        """The evaluation data of one set, loaded once per study."""
+        if spec.name in self._datasets:
+            return self._datasets[spec.name]
+        data_dir = self.config.train.get("data_dir")
+        if spec.dataset == "miracl":
+            from langmix.data.miracl import load_miracl
+
+            corpus = Path(spec.corpus)
+            data = []
+            for lang in spec.languages or ():
+                path = corpus / f"{lang}.jsonl" if corpus.is_dir() else corpus
+                data.append(load_miracl(lang, "dev", data_dir=data_dir, corpus=path))
+        else:
+            data = load_lareqa(
+                spec.dataset, list(spec.languages) if spec.languages else None, data_dir=data_dir
+            )
+            if spec.split == "heldout":
+                data = data.restrict(self._heldout_ids(spec.dataset), f"{spec.dataset}:heldout")
+            if spec.articles:
+                data = data.first_articles(spec.articles)
+        self._datasets[spec.name] = data
+        return data
+
+    def _heldout_ids(self, dataset: str) -> set[str]:
+        # The trainer's own split (same loader, languages, fraction and split seed), so the
+        # held-out questions are exactly the ones no cell trained on.
+        from langmix.training.data import load_training_pairs, split_training_sets
+
+        train = self.config.train
+        pairs = load_training_pairs(dataset, train.get("languages"), data_dir=train.get("data_dir"))
+        _, (held_out,) = split_training_sets(
+            [pairs], train.get("validation_fraction", 0.1), train.get("split_seed", 0)
+        )
+        return set(held_out.by_id)
+
+    def evaluate(self, cell: Cell, spec: EvalSpec, model: Any, target: Path) -> dict[str, Any]:
+        """Evaluate ``model`` (``cell``'s) on ``spec``, writing into ``target``; the row."""
+        from langmix.data.sources import cache_dir
+        from langmix.evaluation.encoding import EmbeddingCache, model_fingerprint
+
+        target.mkdir(parents=True, exist_ok=True)
+        cache = EmbeddingCache(cache_dir() / "embeddings", model_fingerprint(model))
+        started = time.perf_counter()
+        row: dict[str, Any] = {
+            "study": self.config.name,
+            "cell": cell.key,
+            "model": cell.model.name,
+            "model_label": cell.model.label,
+            "strategy": cell.strategy,
+            "alpha": cell.alpha if cell.strategy == "hybrid" else None,
+            "seed": cell.seed,
+            "train_set": None
+            if cell.strategy == "untrained"
+            else "+".join(self.config.train["train"]),
+            "eval_set": spec.name,
+        }
+        if spec.dataset == "miracl":
+            row.update(self._miracl(cell, spec, model, target, cache))
+        else:
+            row.update(self._lareqa(cell, spec, model, target, cache))
+        row["eval_seconds"] = round(time.perf_counter() - started, 3)
+        row["timing"]["write_s"] = round(
+            row["eval_seconds"] - row["timing"]["encode_s"] - row["timing"]["metrics_s"], 3
+        )
+        return row
+
+    def _lareqa(self, cell, spec, model, target, cache) -> dict[str, Any]:
+        from langmix.evaluation.lareqa import (
+            encode_lareqa,
+            metrics_document,
+            save_per_query,
+            score_lareqa,
+            write_json,
+        )
+
+        dataset: LareqaDataset = self.dataset(spec)
+        started = time.perf_counter()
+        self.phase(f"encode {spec.name}")
+        embeddings = encode_lareqa(
+            model,
+            dataset,
+            batch_size=spec.batch_size,
+            query_max_length=spec.query_max_length,
+            passage_max_length=spec.passage_max_length,
+            with_context=spec.with_context,
+            cache=cache,
+            show_progress=self.verbose,
+        )
+        encoded = time.perf_counter()
+        self.phase(f"metrics {spec.name}")
+        result = score_lareqa(dataset, embeddings)
+        scored = time.perf_counter()
+        write_json(target / "metrics.json", metrics_document(result, dataset, cell.model.name))
+        save_per_query(result, dataset, target / "per_query.npz")
+        return {
+            "eval_kind": "lareqa",
+            "metrics": {
+                "map_mono": result.map["mono"],
+                "map_cross": result.map["cross"],
+                "map_multi": result.map["multi"],
+                "r1_mono": result.recall["mono@1"],
+                "r1_cross": result.recall["cross@1"],
+                "r10_multi": result.recall["multi@10"],
+                "rank_distance": result.rank_distance,
+            },
+            "per_pair_map": {pair: values["map"] for pair, values in result.per_pair.items()},
+            "per_query": str((target / "per_query.npz").relative_to(self.out)),
+            "timing": {
+                "encode_s": round(encoded - started, 3),
+                "metrics_s": round(scored - encoded, 3),
+            },
+        }
+
+    def _miracl(self, cell, spec, model, target, cache) -> dict[str, Any]:
+        from langmix.evaluation.retrieval import run_miracl_eval
+
+        names = {"ndcg_cut_10": "ndcg@10", "recall_100": "recall@100", "map_cut_100": "map@100"}
+        query_ids: list[str] = []
+        values: dict[str, list[float]] = {n: [] for n in names.values()}
+        timing = {"encode_s": 0.0, "metrics_s": 0.0}
+        for data in self.dataset(spec):
+            self.phase(f"evaluate {spec.name} ({data.language})")
+            document = run_miracl_eval(
+                model,
+                cell.model.name,
+                data,
+                target / data.language,
+                top_k=spec.top_k,
+                batch_size=spec.batch_size,
+                query_max_length=spec.query_max_length,
+                passage_max_length=spec.passage_max_length,
+                cache=cache,
+                show_progress=self.verbose,
+            )
+            timing["encode_s"] += document["timing"]["encode_s"]
+            # Search and trec-style scoring together are this set's metrics cost.
+            timing["metrics_s"] += document["timing"]["search_s"] + document["timing"]["metrics_s"]
+            for qid, scores in document["per_query"].items():
+                query_ids.append(f"{data.language}/{qid}")
+                for trec_name, name in names.items():
+                    values[name].append(scores[trec_name])
+        path = target / "per_query.npz"
+        with atomic_path(path) as tmp:
+            np.savez_compressed(
+                tmp,
+                query_ids=np.asarray(query_ids),
+                **{k: np.asarray(v) for k, v in values.items()},
+            )
+        return {
+            "eval_kind": "miracl",
+            "metrics": {name: float(np.mean(v)) for name, v in values.items()},
+            "per_query": str(path.relative_to(self.out)),
+            "timing": {k: round(v, 3) for k, v in timing.items()},
+        }
+
+
+__all__ = ["EvaluationSets"]
