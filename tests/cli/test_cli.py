@@ -87,3 +87,30 @@ def test_unavailable_model_is_one_line(data_dir: Path, tmp_path: Path, capsys, n
     assert status == 2
     assert err.startswith(f"langmix {command}: error: cannot load model 'nobody/no-such-model'")
     assert "offline:multilingual-e5-small" in err and "Traceback" not in err
+
+
+def test_library_output_is_silenced_and_restored(capfd):
+    """langmix study and eval hide the libraries' bars and messages unless --verbose."""
+    from transformers.utils import logging as hf_logging
+
+    from langmix.cli import library_output
+
+    logger = hf_logging.get_logger("transformers.langmix_test")
+    with library_output(verbose=False):
+        assert not hf_logging.is_progress_bar_enabled()
+        logger.warning("a library warning")
+    assert "a library warning" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()
+    logger.warning("a library warning")  # transformers' own console handler is back
+    assert "a library warning" in capfd.readouterr().err
+    with library_output(verbose=True):
+        assert hf_logging.is_progress_bar_enabled()
+
+
+def test_eval_and_study_take_verbose(capsys):
+    import contextlib
+
+    for command in ("eval", "study"):
+        with contextlib.suppress(SystemExit):
+            main([command, "--help"])
+        assert "--verbose" in capsys.readouterr().out, command
