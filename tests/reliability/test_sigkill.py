@@ -69,7 +69,8 @@ def test_progress_poller_tolerates_entries_that_vanish(tmp_path, monkeypatch):
     real_scandir = os.scandir
 
     def scandir_after_rename(path="."):
-        if isinstance(path, (str, os.PathLike)) and Path(path) == staging:  # the rename lands between listing and reading
+        # The rename lands between the parent's listing and this folder's reading.
+        if isinstance(path, (str, os.PathLike)) and Path(path) == staging:
             staging.rename(tmp_path / "checkpoints" / "step-2")
         return real_scandir(path)
 
