@@ -99,7 +99,11 @@ def main() -> None:
         "training_steps_s": round(sum(t["train_steps_s"] or 0.0 for t in cells.values()), 1),
         "plots": plots,
     }
-    write_result("demo", figures, {"config": str(Path(args.config).relative_to(REPO))})
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    settings = {"config": str(Path(args.config).relative_to(REPO)), "commit": commit or None}
+    write_result("demo", figures, settings)
 
 
 if __name__ == "__main__":

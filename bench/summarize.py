@@ -216,6 +216,7 @@ def demo_section(doc: dict[str, Any]) -> list[str]:
         "report": "report and plots",
         "other": "other (cell bookkeeping)",
     }
+    before = _load("demo-baseline")
     lines = [
         "## 5. The demo study (`make demo`)",
         "",
@@ -223,14 +224,36 @@ def demo_section(doc: dict[str, Any]) -> list[str]:
         f"evaluation rows, fresh cache; wall {f['wall_s'] / 60:.1f} min (installation not "
         "included).",
         "",
-        "| part | seconds | share |",
-        "|---|---:|---:|",
     ]
+    if before is None:
+        lines += ["| part | seconds | share |", "|---|---:|---:|"]
+    else:
+        b = before["figures"]
+        lines += [
+            f"Before: {before['settings']['note']}; wall {b['wall_s'] / 60:.1f} min "
+            f"(`bench/results/demo-baseline.json`).",
+            "",
+            "| part | before (s) | before share | now (s) | now share |",
+            "|---|---:|---:|---:|---:|",
+        ]
     for key, label in labels.items():
-        lines.append(f"| {label} | {f['parts_s'][key]:.1f} | {100 * f['parts_share'][key]:.1f}% |")
+        now = f"{f['parts_s'][key]:.1f} | {100 * f['parts_share'][key]:.1f}%"
+        if before is not None:
+            was = before["figures"]
+            now = f"{was['parts_s'][key]:.1f} | {100 * was['parts_share'][key]:.1f}% | {now}"
+        lines.append(f"| {label} | {now} |")
+    if before is not None:
+        lines.append(
+            f"| **wall** | **{before['figures']['wall_s']:.1f}** | | **{f['wall_s']:.1f}** | |"
+        )
     lines += [
         "",
-        f"Of training, {f['training_steps_s']:.0f} s are the optimizer steps themselves.",
+        f"Of training, {f['training_steps_s']:.0f} s are the optimizer steps themselves"
+        + (
+            f" ({before['figures']['training_steps_s']:.0f} s before)."
+            if before is not None
+            else "."
+        ),
         "",
         _machine(doc),
     ]
