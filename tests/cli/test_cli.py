@@ -89,22 +89,35 @@ def test_unavailable_model_is_one_line(data_dir: Path, tmp_path: Path, capsys, n
     assert "offline:multilingual-e5-small" in err and "Traceback" not in err
 
 
-def test_library_output_is_silenced_and_restored(capfd):
-    """langmix study and eval hide the libraries' bars and messages unless --verbose."""
+def test_library_output_is_silenced_and_restored():
+    """langmix study and eval hide the libraries' bars and messages unless --verbose: their
+    records go to the root logger's handlers (a study's study.log), not to the console."""
+    import logging
+
     from transformers.utils import logging as hf_logging
 
     from langmix.cli import library_output
 
-    logger = hf_logging.get_logger("transformers.langmix_test")
-    with library_output(verbose=False):
-        assert not hf_logging.is_progress_bar_enabled()
-        logger.warning("a library warning")
-    assert "a library warning" not in capfd.readouterr().err
+    library = logging.getLogger("transformers")
+    handlers, propagate = set(library.handlers), library.propagate
+    records: list[logging.LogRecord] = []
+    sink = logging.Handler()
+    sink.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(sink)
+    try:
+        with library_output(verbose=False):
+            assert not hf_logging.is_progress_bar_enabled()
+            # No console handler of its own (pytest may add its capture handlers).
+            assert library.propagate
+            assert not any(type(h) is logging.StreamHandler for h in library.handlers)
+            hf_logging.get_logger("transformers.langmix_test").warning("a library warning")
+        assert [r.getMessage() for r in records] == ["a library warning"]
+    finally:
+        logging.getLogger().removeHandler(sink)
     assert hf_logging.is_progress_bar_enabled()
-    logger.warning("a library warning")  # transformers' own console handler is back
-    assert "a library warning" in capfd.readouterr().err
+    assert set(library.handlers) == handlers and library.propagate == propagate
     with library_output(verbose=True):
-        assert hf_logging.is_progress_bar_enabled()
+        assert hf_logging.is_progress_bar_enabled() and set(library.handlers) == handlers
 
 
 def test_eval_and_study_take_verbose(capsys):
