@@ -40,8 +40,8 @@ bench-corpus: install
 	$(BENCH) summarize.py
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 test: install lint
 	$(BIN)/pytest -q
