@@ -91,7 +91,8 @@ def _eval(argv: Sequence[str]) -> int:
     parser = HfArgumentParser((EvalArguments, ConsoleArguments), prog="langmix eval")
     args, console = parser.parse_args_into_dataclasses(list(argv))
     with library_output(console.verbose):
-        document = run_eval(args, show_progress=console.verbose)
+        # langmix's own bars (encoding, counted in texts) stay; the libraries' are silenced.
+        document = run_eval(args, show_progress=True)
     print(format_summary(document))
     print(f"wrote {args.output_dir}/metrics.json")
     return 0

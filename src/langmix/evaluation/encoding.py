@@ -173,14 +173,9 @@ def encode(
         with contextlib.suppress(AttributeError):
             model.max_seq_length = length
         try:
-            fresh = model.encode(
-                [k.split("\x00", 1)[1] for k in missing],
-                batch_size=batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=show_progress,
-                prompt="",  # the prompt is already in the text (it is part of the cache key)
-            ).astype(np.float32)
+            fresh = _encode_in_chunks(
+                model, [k.split("\x00", 1)[1] for k in missing], kind, batch_size, show_progress
+            )
         finally:
             with contextlib.suppress(AttributeError):
                 model.max_seq_length = previous
@@ -188,3 +183,31 @@ def encode(
             cache.store(missing, fresh)
         found.update(zip(missing, fresh, strict=True))
     return np.stack([found[k] for k in keyed]).astype(np.float32, copy=False)
+
+
+def _encode_in_chunks(
+    model: SentenceTransformer, texts: list[str], kind: str, batch_size: int, show: bool
+) -> np.ndarray:
+    # One langmix bar counting texts, not sentence-transformers' "Batches" bar: the libraries'
+    # bars are silenced in langmix's commands, and this one says what is being encoded. Chunks
+    # of many batches keep the model's length-sorted batching nearly as efficient as one call.
+    from tqdm.auto import tqdm
+
+    chunk = batch_size * 32
+    parts = []
+    label = "queries" if kind == QUERY else "passages"
+    with tqdm(total=len(texts), desc=f"encode {label}", unit="text", disable=not show) as bar:
+        for start in range(0, len(texts), chunk):
+            part = texts[start : start + chunk]
+            parts.append(
+                model.encode(
+                    part,
+                    batch_size=batch_size,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                    prompt="",  # the prompt is already in the text (it is part of the cache key)
+                ).astype(np.float32)
+            )
+            bar.update(len(part))
+    return np.concatenate(parts)

@@ -454,6 +454,8 @@ class SentenceTransformersAdapter:
                 if column in prompts:
                     installed.setdefault(name, prompts[column])
             model.prompts = installed
+        # Pinned memory only helps a copy to an accelerator; without one torch warns per run.
+        kwargs.setdefault("dataloader_pin_memory", torch.cuda.is_available())
         return SentenceTransformerTrainingArguments(
             output_dir=output_dir,
             per_device_train_batch_size=batch_size,
