@@ -216,7 +216,10 @@ def demo_section(doc: dict[str, Any]) -> list[str]:
         "report": "report and plots",
         "other": "other (cell bookkeeping)",
     }
-    before = _load("demo-baseline")
+    # Columns: the old code (baseline), the new code on the baseline's config, and now. Each
+    # column names its machine: 2-core machines here differ by up to 2x in speed.
+    columns = [("before", _load("demo-baseline")), ("same config", _load("demo-16-articles"))]
+    columns = [(name, d) for name, d in columns if d is not None] + [("now", doc)]
     lines = [
         "## 5. The demo study (`make demo`)",
         "",
@@ -225,35 +228,31 @@ def demo_section(doc: dict[str, Any]) -> list[str]:
         "included).",
         "",
     ]
-    if before is None:
-        lines += ["| part | seconds | share |", "|---|---:|---:|"]
-    else:
-        b = before["figures"]
-        lines += [
-            f"Before: {before['settings']['note']}; wall {b['wall_s'] / 60:.1f} min "
-            f"(`bench/results/demo-baseline.json`).",
-            "",
-            "| part | before (s) | before share | now (s) | now share |",
-            "|---|---:|---:|---:|---:|",
-        ]
-    for key, label in labels.items():
-        now = f"{f['parts_s'][key]:.1f} | {100 * f['parts_share'][key]:.1f}%"
-        if before is not None:
-            was = before["figures"]
-            now = f"{was['parts_s'][key]:.1f} | {100 * was['parts_share'][key]:.1f}% | {now}"
-        lines.append(f"| {label} | {now} |")
-    if before is not None:
+    for name, d in columns[:-1]:
         lines.append(
-            f"| **wall** | **{before['figures']['wall_s']:.1f}** | | **{f['wall_s']:.1f}** | |"
+            f"- *{name}*: {d['settings']['note']}; {d['environment']['cpu']}; wall "
+            f"{d['figures']['wall_s'] / 60:.1f} min."
         )
+    lines.append(
+        f"- *now*: this commit's `{doc['settings']['config']}`; {doc['environment']['cpu']}."
+    )
     lines += [
         "",
-        f"Of training, {f['training_steps_s']:.0f} s are the optimizer steps themselves"
-        + (
-            f" ({before['figures']['training_steps_s']:.0f} s before)."
-            if before is not None
-            else "."
-        ),
+        "| part | " + " | ".join(f"{name} (s) | share" for name, _ in columns) + " |",
+        "|---|" + "---:|---:|" * len(columns),
+    ]
+    for key, label in labels.items():
+        cells = " | ".join(
+            f"{d['figures']['parts_s'][key]:.1f} | {100 * d['figures']['parts_share'][key]:.1f}%"
+            for _, d in columns
+        )
+        lines.append(f"| {label} | {cells} |")
+    walls = " | ".join(f"**{d['figures']['wall_s']:.1f}** | " for _, d in columns)
+    steps = ", ".join(f"{name} {d['figures']['training_steps_s']:.0f} s" for name, d in columns)
+    lines += [
+        f"| **wall** | {walls}",
+        "",
+        f"Optimizer steps within training: {steps}.",
         "",
         _machine(doc),
     ]
