@@ -124,24 +124,19 @@ def _check_topk(run: TopKRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return docids, scores, mask
 
 
-def _parse_measures(measures: Iterable[str]) -> list[tuple[str, str, int | None]]:
-    if isinstance(measures, str):
-        measures = [measures]
-    parsed = []
-    for name in measures:
-        m = _MEASURE_RE.match(name)
-        if m is None:
+def _measure_names(measures: Iterable[str]) -> list[str]:
+    """The requested names, each checked against the supported set (pytrec_eval takes them
+    as they are)."""
+    names = [measures] if isinstance(measures, str) else list(measures)
+    for name in names:
+        if _MEASURE_RE.match(name) is None:
             raise ValueError(
                 f"unsupported measure {name!r}; expected ndcg_cut_K, ndcg, recall_K, "
                 "map_cut_K, map, P_K or recip_rank"
             )
-        if m.group(3):
-            parsed.append((name, m.group(3), None))
-        else:
-            parsed.append((name, m.group(1), int(m.group(2))))
-    if not parsed:
+    if not names:
         raise ValueError("no measures requested")
-    return parsed
+    return names
 
 
 def _evaluated_run(
@@ -204,20 +199,20 @@ def evaluate_trec(
         >>> per_query["q1"]
         {'recall_100': 1.0, 'P_1': 0.0}
     """
-    names = [name for name, _, _ in _parse_measures(metrics)]
+    names = _measure_names(metrics)
     rows = _evaluated_run(qrels, run)
     if not rows:
         return dict.fromkeys(names, math.nan), {}
     # A query that retrieved nothing scores 0 on every supported measure; it is kept out of
     # pytrec_eval, whose versions differ on whether they report such a query at all.
-    ranked = {str(q): row for q, (_, row) in rows.items() if row}
+    ranked = {str(q): (judged, row) for q, (judged, row) in rows.items() if row}
     result: dict[str, dict[str, float]] = {}
     if ranked:
         evaluator = pytrec_eval.RelevanceEvaluator(
-            {str(q): {str(d): int(g) for d, g in rows[q][0].items()} for q in rows if rows[q][1]},
+            {q: {str(d): int(g) for d, g in judged.items()} for q, (judged, _) in ranked.items()},
             set(names),
         )
-        result = evaluator.evaluate(ranked)
+        result = evaluator.evaluate({q: row for q, (_, row) in ranked.items()})
     zeros = dict.fromkeys(names, 0.0)
     per_query = {
         q: {name: float(result[str(q)][name]) for name in names} if row else dict(zeros)
