@@ -142,11 +142,6 @@ def metrics_document(
     return document
 
 
-def write_json(path: str | os.PathLike[str], document: dict[str, Any]) -> None:
-    """Write JSON atomically (:func:`langmix.outputs.write_json_atomic`; kept for callers)."""
-    write_json_atomic(path, document)
-
-
 def run_lareqa_eval(
     model: SentenceTransformer,
     model_name: str,
@@ -184,7 +179,7 @@ def run_lareqa_eval(
             **(timing or {}),
         },
     )
-    write_json(output / "metrics.json", document)
+    write_json_atomic(output / "metrics.json", document)
     if save_embeddings:
         embeddings.save(output / "embeddings.npz")
     return document

@@ -20,8 +20,8 @@ import numpy as np
 from langmix.data.errors import DataUnavailableError
 from langmix.data.miracl import MiraclLanguage
 from langmix.evaluation.encoding import PASSAGE, QUERY, EmbeddingCache, encode
-from langmix.evaluation.lareqa import write_json
 from langmix.evaluation.trec import evaluate_trec, judged_relevant_coverage, write_run
+from langmix.outputs import write_json_atomic
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -253,7 +253,7 @@ def _score_miracl_run(
             "metrics_s": round(time.perf_counter() - searched, 3),
         },
     }
-    write_json(output / "metrics.json", document)
+    write_json_atomic(output / "metrics.json", document)
     return document
 
 

@@ -12,9 +12,10 @@ from langmix.data.miracl import MIRACL_LANGUAGES, load_miracl
 from langmix.data.sources import cache_dir
 from langmix.evaluation.arguments import EvalArguments
 from langmix.evaluation.encoding import EmbeddingCache, model_fingerprint
-from langmix.evaluation.lareqa import run_lareqa_eval, write_json
+from langmix.evaluation.lareqa import run_lareqa_eval
 from langmix.evaluation.retrieval import run_miracl_eval
 from langmix.evaluation.trec import combine_coverage
+from langmix.outputs import write_json_atomic
 
 
 def run_eval(args: EvalArguments, *, show_progress: bool = True) -> dict[str, Any]:
@@ -130,5 +131,5 @@ def _run_miracl(args: EvalArguments, show_progress: bool) -> dict[str, Any]:
             },
         },
     }
-    write_json(Path(args.output_dir) / "metrics.json", document)
+    write_json_atomic(Path(args.output_dir) / "metrics.json", document)
     return document

@@ -17,7 +17,7 @@ import numpy as np
 
 from langmix.data.lareqa import load_lareqa
 from langmix.data.records import LareqaDataset
-from langmix.outputs import atomic_path
+from langmix.outputs import atomic_path, write_json_atomic
 from langmix.study.config import Cell, EvalSpec, StudyConfig
 
 
@@ -117,7 +117,6 @@ class EvaluationSets:
             metrics_document,
             save_per_query,
             score_lareqa,
-            write_json,
         )
 
         dataset: LareqaDataset = self.dataset(spec)
@@ -137,7 +136,9 @@ class EvaluationSets:
         self.phase(f"metrics {spec.name}")
         result = score_lareqa(dataset, embeddings)
         scored = time.perf_counter()
-        write_json(target / "metrics.json", metrics_document(result, dataset, cell.model.name))
+        write_json_atomic(
+            target / "metrics.json", metrics_document(result, dataset, cell.model.name)
+        )
         save_per_query(result, dataset, target / "per_query.npz")
         return {
             "eval_kind": "lareqa",
