@@ -32,13 +32,14 @@ Run 'langmix COMMAND --help' for a command's options.
 
 @dataclass
 class ConsoleArguments:
-    """How much of the libraries' own output ``langmix eval`` shows."""
+    """How much of the libraries' own output ``langmix eval`` and ``langmix study`` show."""
 
     verbose: bool = field(
         default=False,
         metadata={
-            "help": "Show the libraries' own progress bars and messages (model loading, "
-            "encoding batches, warnings); silenced by default."
+            "help": "Show the libraries' own progress bars and messages (model loading and "
+            "saving, encoding batches, warnings); by default they are silenced (a study keeps "
+            "them in study.log)."
         },
     )
 
@@ -123,15 +124,15 @@ def _study(argv: Sequence[str]) -> int:
 
     from langmix.study.runner import StudyArguments, run_study
 
-    parser = HfArgumentParser(StudyArguments, prog="langmix study")
-    (args,) = parser.parse_args_into_dataclasses(list(argv))
-    with library_output(args.verbose):
+    parser = HfArgumentParser((StudyArguments, ConsoleArguments), prog="langmix study")
+    args, console = parser.parse_args_into_dataclasses(list(argv))
+    with library_output(console.verbose):
         summary = run_study(
             args.config,
             args.output_dir,
             data_dir=args.data_dir,
             show_progress=args.progress,
-            verbose=args.verbose,
+            verbose=console.verbose,
             overwrite=args.overwrite,
         )
     print(

@@ -92,14 +92,6 @@ class StudyArguments:
         default=True,
         metadata={"help": "Show the study's display (cells done and left, phase, time left)."},
     )
-    verbose: bool = field(
-        default=False,
-        metadata={
-            "help": "Also show the libraries' own progress bars and messages (model loading "
-            "and saving, encoding batches, warnings); by default they go to study.log or "
-            "nowhere."
-        },
-    )
     overwrite: bool = field(
         default=False,
         metadata={"help": "Replace another study's results in output_dir (else refused)."},
