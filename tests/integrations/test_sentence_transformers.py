@@ -13,11 +13,9 @@ import tracemalloc
 from types import SimpleNamespace
 
 import numpy as np
+import pyarrow as pa  # datasets (a dependency) brings it
 import pytest
 import torch
-
-pytest.importorskip("datasets")
-import pyarrow as pa  # datasets brings it
 
 from langmix.data.lareqa import load_lareqa
 from langmix.data.pairs import Pair, ParallelPairs

@@ -263,7 +263,6 @@ def test_given_base_model_trains_like_a_loaded_one(tmp_path, data_dir, offline_c
 
 
 def test_tensorboard_curves(tmp_path, data_dir, offline_cache):
-    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"
