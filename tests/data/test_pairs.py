@@ -96,3 +96,42 @@ def test_bad_jsonl(tmp_path: Path, row: dict, message: str):
     with pytest.raises(DataError, match=message) as info:
         read_pairs_jsonl(path)
     assert "bad.jsonl" in str(info.value)
+
+
+def test_three_way_split_is_disjoint_by_article_and_recorded(
+    data_dir: Path, mlqa_pairs: ParallelPairs
+):
+    parts = mlqa_pairs.partition(validation_fraction=0.1, test_fraction=0.2, seed=0)
+    sides = {"train": parts.train, "validation": parts.validation, "test": parts.test}
+    assert sum(len(p) for p in sides.values()) == len(mlqa_pairs)
+    ds = load_lareqa("mlqa-r", data_dir=data_dir)
+    articles: dict[str, set] = {}
+    for q in ds.queries:
+        articles.setdefault(q.parallel_id, set()).add((q.language, q.article))
+    seen = {name: set().union(*(articles[i] for i in p.by_id)) for name, p in sides.items()}
+    for a, b in [("train", "validation"), ("train", "test"), ("validation", "test")]:
+        assert not set(sides[a].by_id) & set(sides[b].by_id), (a, b)
+        assert not parts.groups(a) & parts.groups(b), (a, b)
+        assert not seen[a] & seen[b], (a, b)  # no article, in any language, on two sides
+    assert 0.12 < len(parts.test) / len(mlqa_pairs) < 0.28
+    # The digest names each part's groups: equal for the same split, different otherwise.
+    digest = parts.digest()
+    assert digest == mlqa_pairs.partition(0.1, 0.2, seed=0).digest()
+    assert digest["test"] != mlqa_pairs.partition(0.1, 0.2, seed=1).digest()["test"]
+    assert digest["test_groups"] == len(parts.groups("test"))
+    # The trainer's two-way split is the three-way one without the test part.
+    train, validation = mlqa_pairs.split(0.1, seed=0, test_fraction=0.2)
+    assert train.pairs == parts.train.pairs and validation.pairs == parts.validation.pairs
+    # Without a test part the split is the one studies used before (validation first).
+    old_train, old_validation = mlqa_pairs.split(0.1, seed=0)
+    assert not set(old_train.by_id) & set(old_validation.by_id)
+    assert len(old_train) + len(old_validation) == len(mlqa_pairs)
+
+
+@pytest.mark.parametrize(
+    ("validation", "test", "message"),
+    [(0.0, 0.2, "validation_fraction"), (0.1, 1.0, "test_fraction"), (0.6, 0.5, "too few")],
+)
+def test_bad_split_fractions(mlqa_pairs: ParallelPairs, validation, test, message):
+    with pytest.raises(ValueError, match=message):
+        mlqa_pairs.partition(validation, test)

@@ -39,6 +39,7 @@ with_context = false
 query_max_length = 16
 passage_max_length = 32
 eval_steps = 2
+test_fraction = 0.2
 
 [[eval]]
 dataset = "xquad-r"
@@ -112,6 +113,22 @@ def test_grid_rows_resume_and_failures(tmp_path, data_dir, offline_cache):
     assert hybrid["alpha"] == 0.5
     heldout = next(r for r in rows if r["eval_set"] == "mlqa-r:heldout")
     assert set(np.load(out / heldout["per_query"])["languages"]) == {"en", "de"}
+    # The held-out rows are the test part; every trained cell's split names the same groups.
+    trained = [r for r in rows if r["strategy"] != "untrained"]
+    assert heldout["split"]["part"] == "heldout"
+    for row in trained:
+        split = row["training"]["split"]["mlqa-r"]
+        assert {k: split[k] for k in split} == {k: heldout["split"][k] for k in split}
+        assert row["training"]["validation_history"][0]["step"] == 0
+        assert row["training"]["temperature"] == 0.05
+    test_ids = set(np.load(out / heldout["per_query"])["parallel_ids"])
+    from langmix.data.lareqa import load_lareqa
+    from langmix.data.pairs import ParallelPairs
+
+    pairs = ParallelPairs.from_lareqa(load_lareqa("mlqa-r", ["en", "de"], data_dir=data_dir))
+    parts = pairs.partition(0.1, 0.2, 0)
+    assert test_ids == set(parts.test.by_id)
+    assert not test_ids & (set(parts.train.by_id) | set(parts.validation.by_id))
     assert (out / "report.md").is_file()
     (invocation,) = [json.loads(line) for line in (out / "timing.jsonl").read_text().splitlines()]
     assert invocation["cells_run"] == 6
@@ -159,6 +176,10 @@ def test_another_study_in_the_same_directory_is_refused(tmp_path, data_dir):
         (("max_steps = 2", 'max_steps = 2\nreport_to = "tensorboard"'), "set report_to in"),
         (("keep_models = false", 'keep_models = false\nreport_to = "csv"'), "report_to must be"),
         (('name = "tiny"', 'name = "tiny'), "not valid TOML"),
+        (("test_fraction = 0.2", "test_fraction = 0.0"), "set test_fraction > 0"),
+        (('label = "second"', 'label = "second"\ntrain = { split_seed = 3 }'), "may not set"),
+        (('label = "second"', 'label = "second"\ntrain = { max_stepz = 3 }'), "unknown training"),
+        (('label = "second"', 'label = "second"\ntrain = { max_steps = 0 }'), "max-steps"),
     ],
 )
 def test_bad_configs_name_the_file_and_the_problem(tmp_path, data_dir, change, message):
@@ -230,6 +251,23 @@ def test_shipped_configs_are_valid():
     for name in ("demo.toml", "cpu-full.toml", "paper-gpu.toml"):
         config = load_study_config(root / name)
         assert config.cells(), name
+
+
+def test_a_models_train_table_overrides_the_studys(tmp_path, data_dir):
+    path = _config(tmp_path, data_dir)
+    path.write_text(
+        path.read_text().replace(
+            'label = "second"', 'label = "second"\ntrain = { max_steps = 7, learning_rate = 1e-5 }'
+        )
+    )
+    config = load_study_config(path)
+    first, second = (
+        config.train_arguments(c, "o")
+        for c in config.cells()
+        if c.seed == 0 and c.strategy == "mono"
+    )
+    assert (first.max_steps, first.learning_rate) == (2, 3e-5)
+    assert (second.max_steps, second.learning_rate) == (7, 1e-5)
 
 
 def test_cli_study_and_report_errors_are_one_line(tmp_path, capsys):

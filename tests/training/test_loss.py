@@ -90,3 +90,65 @@ def test_gather_is_chosen_by_torch_version(version, functional):
 
     chosen = gather_implementation(version).__name__
     assert chosen == ("_functional_gather" if functional else "_autograd_function_gather")
+
+
+def _reference_loss(queries, candidates, target_of, allowed, tau):
+    """-log softmax over the allowed candidates, by hand, averaged over queries."""
+    q = torch.nn.functional.normalize(queries, dim=-1)
+    c = torch.nn.functional.normalize(candidates, dim=-1)
+    total = 0.0
+    for i in range(q.shape[0]):
+        logits = [float(q[i] @ c[j]) / tau for j in allowed[i]]
+        own = float(q[i] @ c[target_of[i]]) / tau
+        total += -(own - math.log(sum(math.exp(x) for x in logits)))
+    return total / q.shape[0]
+
+
+def test_identical_positive_texts_are_not_negatives():
+    # Rows 0 and 1 are different questions (items 3 and 4) whose positive is the same
+    # sentence (equal text key 77): each is relevant to the other, so it is masked; row 2's
+    # positive is a real negative for both.
+    torch.manual_seed(0)
+    queries, positives = torch.randn(3, 8), torch.randn(3, 8)
+    positives[1] = positives[0]
+    items, keys = torch.tensor([3, 4, 5]), torch.tensor([77, 77, 12])
+    tau = 0.2
+    loss_fn = InfoNCELoss(tau)
+    masked = loss_fn(queries, positives, items, positive_keys=keys)
+    expected = _reference_loss(queries, positives, [0, 1, 2], [[0, 2], [1, 2], [0, 1, 2]], tau)
+    assert float(masked) == pytest.approx(expected, abs=1e-5)
+    assert loss_fn.last_masked == {"translations": 0, "same_text": 2, "hard_negatives": 0}
+    # Without keys the duplicate counts as a negative, and the loss is larger.
+    unmasked = InfoNCELoss(tau)(queries, positives, items)
+    assert float(unmasked) > float(masked) + 1e-3
+
+
+def test_hard_negatives_equal_to_a_rows_positive_are_masked():
+    # Row 1's hard negative is row 0's positive text: a negative for row 1, relevant to row 0.
+    torch.manual_seed(1)
+    queries, positives, negatives = torch.randn(2, 8), torch.randn(2, 8), torch.randn(2, 8)
+    negatives[1] = positives[0]
+    items, keys, negative_keys = (
+        torch.tensor([0, 1]),
+        torch.tensor([10, 11]),
+        torch.tensor([90, 10]),
+    )
+    tau = 0.3
+    loss_fn = InfoNCELoss(tau)
+    loss = loss_fn(
+        queries, positives, items, negatives, positive_keys=keys, negative_keys=negative_keys
+    )
+    candidates = torch.cat([positives, negatives])
+    # Candidates: 0, 1 positives; 2 = row 0's negative; 3 = row 1's negative (= positive 0).
+    expected = _reference_loss(queries, candidates, [0, 1], [[0, 1, 2], [0, 1, 2, 3]], tau)
+    assert float(loss) == pytest.approx(expected, abs=1e-5)
+    assert loss_fn.last_masked["hard_negatives"] == 1
+
+
+def test_text_keys_are_stable_and_distinct():
+    from langmix.training.loss import text_key
+
+    texts = [f"sentence {i}" for i in range(1000)]
+    keys = [text_key(t) for t in texts]
+    assert len(set(keys)) == len(texts) and all(0 <= k < 2**63 for k in keys)
+    assert keys[3] == text_key("sentence 3")

@@ -71,7 +71,7 @@ def test_train_writes_a_loadable_model_and_the_batch_record(tmp_path, data_dir, 
 
     log = _lines(out / "train_log.jsonl")
     validations = [r for r in log if "validation_loss" in r]
-    assert [r["step"] for r in validations] == [2, 4]
+    assert [r["step"] for r in validations] == [0, 2, 4]  # the untrained model first
     # Wall-clock progress grows step by step and covers more than the steps alone.
     elapsed = [r["elapsed_s"] for r in log if "loss" in r]
     assert len(elapsed) == 4 and elapsed == sorted(elapsed) and elapsed[0] > 0
@@ -113,8 +113,11 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
 
     def failing(self, *args, **kwargs):
         calls["n"] += 1
-        if self.validation_batches and calls["n"] > 3 + len(self.validation_batches) + 1:
-            raise _Interrupt  # dies during step 5, after the step-4 checkpoint
+        n_val = len(self.validation_batches)
+        # Validation at steps 0 and 3 (n_val calls each) and steps 1-4: dies during step 5,
+        # after the step-4 checkpoint.
+        if n_val and calls["n"] > 2 * n_val + 4:
+            raise _Interrupt
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "_batch_loss", failing)
@@ -180,7 +183,7 @@ def test_cli_train_errors_are_one_line(tmp_path, data_dir, capsys, extra, messag
 
 
 def test_early_stopping_keeps_the_best_checkpoint(tmp_path, data_dir, offline_cache, monkeypatch):
-    values = iter([2.0, 1.5, 1.7, 1.6, 1.0])
+    values = iter([2.5, 2.0, 1.5, 1.7, 1.6, 1.0])  # step 0 (untrained) first
     monkeypatch.setattr(Trainer, "_validation_loss", lambda self, model, st_model: next(values))
     out = tmp_path / "run"
     summary = train(
@@ -281,7 +284,7 @@ def test_tensorboard_curves(tmp_path, data_dir, offline_cache):
     logged = [r["loss"] for r in _lines(out / "train_log.jsonl") if "loss" in r]
     assert [round(e.value, 6) for e in losses] == pytest.approx(logged, abs=1e-5)
     assert [e.step for e in events.Scalars("train/learning_rate")] == [1, 2, 3]
-    assert [e.step for e in events.Scalars("validation/loss")] == [3]
+    assert [e.step for e in events.Scalars("validation/loss")] == [0, 3]
 
 
 def test_report_to_wandb_without_wandb_is_one_line(tmp_path, data_dir, capsys, monkeypatch):

@@ -18,6 +18,7 @@ optional.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -107,30 +108,68 @@ class ParallelPairs:
         return ParallelPairs(self.name, chosen, [p for p in self.pairs if p.language in keep])
 
     def split(
-        self, validation_fraction: float = 0.1, seed: int = 0
+        self, validation_fraction: float = 0.1, seed: int = 0, *, test_fraction: float = 0.0
     ) -> tuple[ParallelPairs, ParallelPairs]:
         """Split into train and validation by group, so no group is on both sides.
+
+        With ``test_fraction`` > 0 the test part of :meth:`partition` is left out of both.
 
         Args:
             validation_fraction: Share of groups (approximately, of items) held out.
             seed: Seed of the group shuffle; the split depends only on it and the data.
+            test_fraction: Share of groups set aside as the untouched test part.
 
         Raises:
-            ValueError: If the fraction is outside (0, 1) or leaves a side empty.
+            ValueError: If a fraction is outside [0, 1) or a side would be empty.
+        """
+        parts = self.partition(validation_fraction, test_fraction, seed)
+        return parts.train, parts.validation
+
+    def partition(
+        self, validation_fraction: float = 0.1, test_fraction: float = 0.0, seed: int = 0
+    ) -> SplitParts:
+        """Split three ways by group: train, validation (checkpoint choice), test (untouched).
+
+        The groups are shuffled once with ``seed``; the first ``test_fraction`` of them form
+        the test part and the next ``validation_fraction`` the validation part, so a study
+        that adds a test part keeps every validation group out of training, and the test
+        part depends only on the data, the seed and its fraction.
+
+        Args:
+            validation_fraction: Share of groups for validation, in (0, 1).
+            test_fraction: Share of groups for the test part, in [0, 1) (0: none).
+            seed: Seed of the group shuffle.
+
+        Raises:
+            ValueError: If a fraction is out of range or a part would be empty.
+
+        Example:
+            >>> pairs = ParallelPairs("toy", ("en",), [
+            ...     Pair(f"q{i}", "en", "q?", "a.", f"g{i}") for i in range(10)])
+            >>> parts = pairs.partition(0.2, 0.3, seed=0)
+            >>> len(parts.train), len(parts.validation), len(parts.test)
+            (5, 2, 3)
+            >>> parts.groups("train").isdisjoint(parts.groups("test"))
+            True
         """
         if not 0.0 < validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        if not 0.0 <= test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
         groups = sorted({p.group for p in self.pairs})
         order = np.random.default_rng(seed).permutation(len(groups))
+        n_test = max(1, round(test_fraction * len(groups))) if test_fraction else 0
         n_val = max(1, round(validation_fraction * len(groups)))
-        if n_val >= len(groups):
+        if n_test + n_val >= len(groups):
             raise ValueError(f"{len(groups)} group(s) are too few to split")
-        held_out = {groups[i] for i in order[:n_val]}
-        train = [p for p in self.pairs if p.group not in held_out]
-        val = [p for p in self.pairs if p.group in held_out]
-        return (
-            ParallelPairs(f"{self.name}:train", self.languages, train),
-            ParallelPairs(f"{self.name}:validation", self.languages, val),
+        test = {groups[i] for i in order[:n_test]}
+        held_out = {groups[i] for i in order[n_test : n_test + n_val]}
+        parts = {"train": [], "validation": [], "test": []}
+        for p in self.pairs:
+            side = "test" if p.group in test else "validation" if p.group in held_out else "train"
+            parts[side].append(p)
+        return SplitParts(
+            *(ParallelPairs(f"{self.name}:{side}", self.languages, parts[side]) for side in parts)
         )
 
     def to_jsonl(self, path: str | os.PathLike[str]) -> None:
@@ -147,6 +186,38 @@ class ParallelPairs:
                 if p.negatives:
                     row["negatives"] = list(p.negatives)
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+@dataclass(frozen=True)
+class SplitParts:
+    """The three group-disjoint parts of a training set (see :meth:`ParallelPairs.partition`).
+
+    Example:
+        >>> parts = pairs.partition(0.1, 0.2)  # doctest: +SKIP
+        >>> parts.digest()["test"]  # doctest: +SKIP
+        'c0ffee...'
+    """
+
+    train: ParallelPairs
+    validation: ParallelPairs
+    test: ParallelPairs
+
+    def groups(self, part: str) -> set[str]:
+        """The group ids of one part (``train``, ``validation`` or ``test``)."""
+        return {p.group for p in getattr(self, part).pairs}
+
+    def digest(self) -> dict[str, str | int]:
+        """A short hash of each part's sorted group ids and the group counts.
+
+        Results record it, so a reader can check which groups each part held and that two
+        runs used the same split.
+        """
+        out: dict[str, str | int] = {}
+        for part in ("train", "validation", "test"):
+            ids = sorted(self.groups(part))
+            out[part] = hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]
+            out[f"{part}_groups"] = len(ids)
+        return out
 
 
 def _article_components(dataset: LareqaDataset) -> dict[str, str]:

@@ -37,6 +37,7 @@ Guarantees, for every strategy:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -195,6 +196,37 @@ class LanguageBatchSampler:
         self.set_probabilities = weights / weights.sum()
         self._mono_languages = [self._mono_choices(s) for s in self.table.sets]
         self._validate()
+        dropped = self.dropped_languages()
+        if dropped:
+            # Mono batches cannot be drawn from these languages, so mono and hybrid train on
+            # fewer languages than cross and random: say so, once, and the trainer records it.
+            warnings.warn(
+                "monolingual batches leave out language(s) with fewer items than the batch "
+                f"size {batch_size}: "
+                + "; ".join(f"{name}: {', '.join(langs)}" for name, langs in dropped.items()),
+                stacklevel=2,
+            )
+
+    def dropped_languages(self) -> dict[str, list[str]]:
+        """Per training set, the languages mono batches cannot use (fewer items than a batch).
+
+        Empty for cross and random sampling, and for hybrid with ``alpha`` = 0, which draw no
+        mono batches.
+
+        Example:
+            >>> sampler.dropped_languages()  # doctest: +SKIP
+            {'mlqa-r:train': ['hi']}
+        """
+        if self.strategy not in ("mono", "hybrid") or (
+            self.strategy == "hybrid" and self.alpha == 0
+        ):
+            return {}
+        out: dict[str, list[str]] = {}
+        for tset, (usable, _) in zip(self.table.sets, self._mono_languages, strict=True):
+            missing = [lang for j, lang in enumerate(tset.languages) if j not in set(usable)]
+            if missing:
+                out[tset.pairs.name] = missing
+        return out
 
     # -- torch BatchSampler protocol ---------------------------------------------------------
     def __len__(self) -> int:

@@ -17,6 +17,9 @@ Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
     [[models]]
     name = "offline:multilingual-e5-small@L2"
     label = "L2"                # optional, defaults to the part after '@' or the name
+    train = { max_steps = 200 } # optional: [train] options for this size only (steps,
+                                # learning rate, patience, ...)
+    alphas = [0.25, 0.5, 0.75]  # optional: this size's hybrid alphas (default: [study]'s)
 
     [train]                     # any langmix train option (TrainArguments field)
     train = ["mlqa-r"]
@@ -28,7 +31,9 @@ Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
 
     [[eval]]
     dataset = "xquad-r"         # xquad-r | mlqa-r | miracl
-    split = "all"               # all | heldout (the training split's held-out groups)
+    split = "all"               # all | heldout (the training set's test groups, never
+                                # trained or validated on; needs test_fraction in [train])
+                                # | validation (the groups that choose checkpoints)
     articles = 12               # optional: only the first N articles (a cheaper subset)
     languages = ["en", "de"]    # optional
     with_context = true
@@ -53,6 +58,17 @@ from langmix.training.arguments import TrainArguments, check_report_to
 
 # Train settings the grid itself sets per cell; a config may not fix them in [train].
 _CELL_SETTINGS = {"model", "output_dir", "sampling", "alpha", "seed", "resume", "run_name"}
+# Train settings every model must share: the data and its split, so that all cells are
+# evaluated on the same held-out questions.
+_SHARED_SETTINGS = {
+    "train",
+    "languages",
+    "data_dir",
+    "validation_fraction",
+    "test_fraction",
+    "split_seed",
+    "with_context",
+}
 # Train settings that follow a [study] setting.
 _STUDY_SETTINGS = {"report_to": "report_to", "save_model": "keep_models"}
 
@@ -61,6 +77,10 @@ _STUDY_SETTINGS = {"report_to": "report_to", "save_model": "keep_models"}
 class ModelSpec:
     name: str
     label: str
+    # [train] options for this model only, e.g. more steps or a lower learning rate.
+    train: tuple[tuple[str, Any], ...] = ()
+    # Hybrid alphas for this model only (e.g. the alpha sweep at the cheap sizes).
+    alphas: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,8 +159,8 @@ class StudyConfig:
                 cells.append(Cell(model, "untrained", None, None))
             for seed in self.seeds:
                 for strategy in self.strategies:
-                    alphas = self.alphas if strategy == "hybrid" else [None]
-                    for alpha in alphas:
+                    hybrid = strategy == "hybrid"
+                    for alpha in list(model.alphas or self.alphas) if hybrid else [None]:
                         cells.append(Cell(model, strategy, alpha, seed))
         return cells
 
@@ -151,6 +171,7 @@ class StudyConfig:
         the trained model is not written at all: the study evaluates it in memory.
         """
         settings = dict(self.train)
+        settings.update(dict(cell.model.train))
         settings.update(
             model=cell.model.name,
             output_dir=str(output_dir),
@@ -286,16 +307,42 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         where = f"[[models]] #{number}"
         if not isinstance(entry, dict) or "name" not in entry:
             raise _fail(path, "each [[models]] entry needs a name", where)
-        extra = set(entry) - {"name", "label"}
+        extra = set(entry) - {"name", "label", "train", "alphas"}
         if extra:
             raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", where)
-        for key in entry:
-            _check_type(path, where, key, entry[key], (str,))
+        for key in ("name", "label"):
+            if key in entry:
+                _check_type(path, where, key, entry[key], (str,))
+        overrides = entry.get("train", {})
+        if not isinstance(overrides, dict):
+            raise _fail(path, "train must be a table of training options", where)
+        bad_keys = set(overrides) - {f.name for f in fields(TrainArguments)}
+        if bad_keys:
+            raise _fail(path, f"unknown training option(s) {', '.join(sorted(bad_keys))}", where)
+        if set(overrides) & (_CELL_SETTINGS | set(_STUDY_SETTINGS) | _SHARED_SETTINGS):
+            raise _fail(
+                path,
+                "a model's train table may not set "
+                + ", ".join(
+                    sorted(
+                        set(overrides) & (_CELL_SETTINGS | set(_STUDY_SETTINGS) | _SHARED_SETTINGS)
+                    )
+                )
+                + " (the grid or the whole study sets them)",
+                where,
+            )
         name = entry["name"]
         label = entry.get("label") or (
             name.rsplit("@", 1)[1] if "@" in name else name.split("/")[-1]
         )
-        models.append(ModelSpec(name, label))
+        model_alphas = None
+        if "alphas" in entry:
+            model_alphas = tuple(
+                float(a) for a in _check_list(path, where, "alphas", entry["alphas"], _NUMBER)
+            )
+            if any(not 0 <= a <= 1 for a in model_alphas):
+                raise _fail(path, f"alphas must be in [0, 1], got {list(model_alphas)}", where)
+        models.append(ModelSpec(name, label, tuple(sorted(overrides.items())), model_alphas))
     labels = [m.label for m in models]
     if len(set(labels)) != len(labels):
         raise _fail(path, f"model labels must be distinct, got {labels}", "[[models]]")
@@ -337,11 +384,13 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         report_to=str(study.get("report_to", "none")),
         path=path,
     )
-    # Validate the training options once, with a stand-in cell, before anything runs.
-    try:
-        config.train_arguments(Cell(models[0], strategies[0], alphas[0], seeds[0]), "x")
-    except (TypeError, ValueError) as exc:
-        raise _fail(path, f"bad training options: {exc}", "[train]") from exc
+    # Validate the training options once per model, with a stand-in cell, before anything runs.
+    for model in models:
+        try:
+            config.train_arguments(Cell(model, strategies[0], alphas[0], seeds[0]), "x")
+        except (TypeError, ValueError) as exc:
+            where = f"[[models]] {model.label}" if model.train else "[train]"
+            raise _fail(path, f"bad training options: {exc}", where) from exc
 
     eval_raw = raw.get("eval", [])
     if not isinstance(eval_raw, list) or not eval_raw:
@@ -370,14 +419,28 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
             raise _fail(
                 path, f"dataset must be xquad-r, mlqa-r or miracl, got {spec.dataset!r}", where
             )
-        if spec.split not in ("all", "heldout"):
-            raise _fail(path, f"split must be 'all' or 'heldout', got {spec.split!r}", where)
-        if spec.split == "heldout" and spec.dataset not in train["train"]:
+        if spec.split not in ("all", "heldout", "validation"):
             raise _fail(
-                path, f"split 'heldout' needs {spec.dataset} among the training sets", where
+                path,
+                f"split must be 'all', 'heldout' or 'validation', got {spec.split!r}",
+                where,
             )
-        if spec.split == "heldout" and not train.get("validation_fraction", 0.1):
-            raise _fail(path, "split 'heldout' needs a validation_fraction > 0 in [train]", where)
+        if spec.split != "all" and spec.dataset not in train["train"]:
+            raise _fail(
+                path, f"split {spec.split!r} needs {spec.dataset} among the training sets", where
+            )
+        if spec.split != "all" and not train.get("validation_fraction", 0.1):
+            raise _fail(
+                path, f"split {spec.split!r} needs a validation_fraction > 0 in [train]", where
+            )
+        if spec.split == "heldout" and not train.get("test_fraction", 0.0):
+            raise _fail(
+                path,
+                "split 'heldout' evaluates the untouched test groups: set test_fraction > 0 "
+                "in [train] (the validation groups choose checkpoints, so they are not held "
+                "out; evaluate them with split = 'validation')",
+                where,
+            )
         if spec.dataset == "miracl" and not (spec.languages and spec.corpus):
             raise _fail(path, "miracl needs languages and a corpus", where)
         config.evals.append(spec)

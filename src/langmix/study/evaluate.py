@@ -61,24 +61,37 @@ class EvaluationSets:
             data = load_lareqa(
                 spec.dataset, list(spec.languages) if spec.languages else None, data_dir=data_dir
             )
-            if spec.split == "heldout":
-                data = data.restrict(self._heldout_ids(spec.dataset), f"{spec.dataset}:heldout")
+            if spec.split != "all":
+                data = data.restrict(
+                    self._part_ids(spec.dataset, spec.split), f"{spec.dataset}:{spec.split}"
+                )
             if spec.articles:
                 data = data.first_articles(spec.articles)
         self._datasets[spec.name] = data
         return data
 
-    def _heldout_ids(self, dataset: str) -> set[str]:
-        # The trainer's own split (same loader, languages, fraction and split seed), so the
-        # held-out questions are exactly the ones no cell trained on.
-        from langmix.training.data import load_training_pairs, split_training_sets
+    def split_parts(self, dataset: str) -> Any:
+        """The trainer's own three-way split of a training set (same loader, languages,
+        fractions and split seed), so ``heldout`` is exactly the groups no cell trained or
+        validated on."""
+        from langmix.training.data import load_training_pairs
 
-        train = self.config.train
-        pairs = load_training_pairs(dataset, train.get("languages"), data_dir=train.get("data_dir"))
-        _, (held_out,) = split_training_sets(
-            [pairs], train.get("validation_fraction", 0.1), train.get("split_seed", 0)
-        )
-        return set(held_out.by_id)
+        key = f"parts:{dataset}"
+        if key not in self._datasets:
+            train = self.config.train
+            pairs = load_training_pairs(
+                dataset, train.get("languages"), data_dir=train.get("data_dir")
+            )
+            self._datasets[key] = pairs.partition(
+                train.get("validation_fraction", 0.1),
+                train.get("test_fraction", 0.0),
+                train.get("split_seed", 0),
+            )
+        return self._datasets[key]
+
+    def _part_ids(self, dataset: str, split: str) -> set[str]:
+        parts = self.split_parts(dataset)
+        return set((parts.test if split == "heldout" else parts.validation).by_id)
 
     def evaluate(self, cell: Cell, spec: EvalSpec, model: Any, target: Path) -> dict[str, Any]:
         """Evaluate ``model`` (``cell``'s) on ``spec``, writing into ``target``; the row."""
@@ -101,6 +114,10 @@ class EvaluationSets:
             else "+".join(self.config.train["train"]),
             "eval_set": spec.name,
         }
+        if spec.split != "all":
+            # Which groups the evaluated part held (hash and count), beside the training
+            # split's, so disjointness can be checked from results.jsonl alone.
+            row["split"] = {"part": spec.split, **self.split_parts(spec.dataset).digest()}
         if spec.dataset == "miracl":
             row.update(self._miracl(cell, spec, model, target, cache))
         else:

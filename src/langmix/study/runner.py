@@ -396,6 +396,23 @@ class StudyRunner:
                 train_steps_s=train_summary.get("train_seconds"),
                 load_s=round(load_s, 3),
             )
+            if train_summary:
+                # How far training went and why it stopped: the report's validation curves,
+                # its steps-used table and its check against the untrained model read these.
+                row["training"] = {
+                    key: train_summary.get(key)
+                    for key in (
+                        "steps",
+                        "total_steps",
+                        "best_step",
+                        "stopped_early",
+                        "validation_history",
+                        "temperature",
+                        "learning_rate",
+                        "split",
+                        "mono_languages_dropped",
+                    )
+                }
             row.update(
                 parameters={"total": counts.total, "non_embedding": counts.non_embedding},
                 train_seconds=train_summary.get("train_seconds"),

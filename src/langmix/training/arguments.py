@@ -78,6 +78,13 @@ class TrainArguments:
     validation_fraction: float = field(
         default=0.1, metadata={"help": "Held-out share of article groups (0: no validation)."}
     )
+    test_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of article groups set aside as an untouched test part: never "
+            "trained on, never used for validation (a study's split = 'heldout')."
+        },
+    )
     split_seed: int = field(
         default=0, metadata={"help": "Seed of the train/validation split (keep fixed in studies)."}
     )
@@ -180,6 +187,12 @@ class TrainArguments:
             raise ValueError(
                 f"--validation-fraction must be in [0, 1), got {self.validation_fraction}"
             )
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ValueError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
+        if self.test_fraction and not self.validation_fraction:
+            raise ValueError("--test-fraction needs a validation split (--validation-fraction > 0)")
+        if self.validation_fraction + self.test_fraction >= 1.0:
+            raise ValueError("--validation-fraction + --test-fraction must leave training data")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):

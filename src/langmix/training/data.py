@@ -70,14 +70,38 @@ def load_training_sets(args: TrainArguments) -> list[ParallelPairs]:
 
 
 def split_training_sets(
-    sets: Sequence[ParallelPairs], validation_fraction: float, seed: int
+    sets: Sequence[ParallelPairs],
+    validation_fraction: float,
+    seed: int,
+    test_fraction: float = 0.0,
 ) -> tuple[list[ParallelPairs], list[ParallelPairs]]:
-    """Hold out ``validation_fraction`` of each set's groups (none if the fraction is 0)."""
+    """Hold out ``validation_fraction`` of each set's groups (none if the fraction is 0).
+
+    ``test_fraction`` of the groups go to neither side: they are the untouched test part
+    (:func:`test_parts`).
+    """
     if validation_fraction == 0:
         return list(sets), []
     train, validation = [], []
     for pairs in sets:
-        a, b = pairs.split(validation_fraction, seed)
-        train.append(a)
-        validation.append(b)
+        parts = pairs.partition(validation_fraction, test_fraction, seed)
+        train.append(parts.train)
+        validation.append(parts.validation)
     return train, validation
+
+
+def split_digests(
+    sets: Sequence[ParallelPairs], validation_fraction: float, seed: int, test_fraction: float
+) -> dict[str, dict[str, str | int]]:
+    """Per training set, the hash and size of each part's groups (empty without validation).
+
+    Example:
+        >>> split_digests(sets, 0.1, 0, 0.2)["mlqa-r"]["test_groups"]  # doctest: +SKIP
+        93
+    """
+    if validation_fraction == 0:
+        return {}
+    return {
+        pairs.name: pairs.partition(validation_fraction, test_fraction, seed).digest()
+        for pairs in sets
+    }

@@ -2,14 +2,18 @@
 
 Why not sentence-transformers' ``MultipleNegativesRankingLoss``: it treats every other
 passage in the batch as a negative. In parallel multilingual data a batch may hold a
-translation of the query's own positive, which is a *relevant* passage, and the loss must not
-push it away; here such columns are masked by parallel item id. It also gathers embeddings
+translation of the query's own positive, or the very same sentence as another question's
+positive (MLQA-R asks several questions about one answer sentence), and both are *relevant*
+passages the loss must not push away. Here such columns are masked: by parallel item id
+(translations) and by a key of the passage text (identical texts, hard negatives included).
+It also gathers embeddings
 across ranks with autograd, so every rank's queries see the global batch's passages and the
 gradient equals the single-process one on the same global batch (tested with 2 processes).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from functools import cache
 
@@ -88,13 +92,20 @@ class InfoNCELoss(nn.Module):
 
     For query ``i`` with positive ``p_i`` the loss is
     ``-log softmax_j(cos(q_i, c_j) / temperature)[p_i]`` over the candidates ``c`` = all
-    positives of the global batch followed by all hard negatives. Candidates that are another
-    example's positive *of the same parallel item* are masked out (they are relevant, not
-    negative). With ``symmetric=True`` the passage-to-query loss over the batch's queries is
-    added and the two are averaged.
+    positives of the global batch followed by all hard negatives. Candidates that are relevant
+    to query ``i`` rather than negative are masked out: another example's positive of the same
+    parallel item (a translation), and, when text keys are given, any other positive or hard
+    negative whose text is the same as ``p_i``'s. With ``symmetric=True`` the
+    passage-to-query loss over the batch's queries is added and the two are averaged.
+
+    After each call, :attr:`last_masked` counts the masked entries of this rank's rows:
+    ``translations``, ``same_text`` (other positives with ``p_i``'s text) and
+    ``hard_negatives`` (hard negatives with ``p_i``'s text).
 
     Args:
-        temperature: Softmax temperature (paper and e5: 0.05, i.e. scale 20).
+        temperature: Softmax temperature. The paper states none; sentence-transformers'
+            ``MultipleNegativesRankingLoss`` uses scale 20 (0.05) and E5 fine-tunes at 0.01.
+            langmix defaults to 0.05 and a study records the value it used.
         symmetric: Add the passage-to-query direction.
 
     Example:
@@ -110,6 +121,7 @@ class InfoNCELoss(nn.Module):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         self.symmetric = symmetric
+        self.last_masked: dict[str, int] = {"translations": 0, "same_text": 0, "hard_negatives": 0}
 
     def forward(
         self,
@@ -117,6 +129,8 @@ class InfoNCELoss(nn.Module):
         positives: Tensor,
         item_ids: Tensor,
         negatives: Tensor | None = None,
+        positive_keys: Tensor | None = None,
+        negative_keys: Tensor | None = None,
     ) -> Tensor:
         """Mean loss over this rank's queries.
 
@@ -125,6 +139,9 @@ class InfoNCELoss(nn.Module):
             positives: ``[b, d]`` their positives.
             item_ids: ``[b]`` parallel item ids (equal ids are translations of each other).
             negatives: ``[b * k, d]`` hard negatives, or ``None``.
+            positive_keys: ``[b]`` integer keys of the positives' texts (equal key: same
+                text, see :func:`text_key`), or ``None`` to mask by item id only.
+            negative_keys: ``[b * k]`` keys of the hard negatives' texts.
         """
         if queries.shape != positives.shape or queries.shape[0] != item_ids.shape[0]:
             raise ValueError(
@@ -138,23 +155,35 @@ class InfoNCELoss(nn.Module):
         all_positives = gather_with_grad(positives)
         all_items = gather_ids(item_ids)
         targets = torch.arange(local, device=queries.device) + offset
+        rows = torch.arange(local, device=queries.device)
         # Mask translations of the query's own positive: same item, other column.
         same_item = item_ids[:, None] == all_items[None, :]
-        same_item[torch.arange(local), targets] = False
+        same_item[rows, targets] = False
+        # ... and other positives that are the very same text (another question's answer).
+        same_text = torch.zeros_like(same_item)
+        if positive_keys is not None:
+            all_keys = gather_ids(positive_keys)
+            same_text = (positive_keys[:, None] == all_keys[None, :]) & ~same_item
+            same_text[rows, targets] = False
+        mask = same_item | same_text
         candidates = all_positives
-        mask = same_item
+        negative_hits = 0
         if negatives is not None:
             all_negatives = gather_with_grad(F.normalize(negatives, dim=-1))
             candidates = torch.cat([all_positives, all_negatives], dim=0)
-            mask = torch.cat(
-                [
-                    same_item,
-                    torch.zeros(
-                        local, all_negatives.shape[0], dtype=torch.bool, device=mask.device
-                    ),
-                ],
-                dim=1,
+            negative_mask = torch.zeros(
+                local, all_negatives.shape[0], dtype=torch.bool, device=mask.device
             )
+            if positive_keys is not None and negative_keys is not None:
+                # A hard negative mined for another row may be this row's positive.
+                negative_mask = positive_keys[:, None] == gather_ids(negative_keys)[None, :]
+                negative_hits = int(negative_mask.sum())
+            mask = torch.cat([mask, negative_mask], dim=1)
+        self.last_masked = {
+            "translations": int(same_item.sum()),
+            "same_text": int(same_text.sum()),
+            "hard_negatives": negative_hits,
+        }
         logits = (queries @ candidates.T) / self.temperature
         logits = logits.masked_fill(mask, torch.finfo(logits.dtype).min)
         loss = F.cross_entropy(logits, targets)
@@ -162,5 +191,21 @@ class InfoNCELoss(nn.Module):
             return loss
         all_queries = gather_with_grad(queries)
         reverse = (positives @ all_queries.T) / self.temperature
-        reverse = reverse.masked_fill(same_item, torch.finfo(reverse.dtype).min)
+        reverse = reverse.masked_fill(same_item | same_text, torch.finfo(reverse.dtype).min)
         return (loss + F.cross_entropy(reverse, targets)) / 2
+
+
+def text_key(text: str) -> int:
+    """A 63-bit key of a text: equal texts, equal keys, on every rank and in every process.
+
+    Python's ``hash`` of a string differs between processes, so DDP ranks could not compare
+    theirs; a BLAKE2b digest can be.
+
+    Example:
+        >>> text_key("Berlin is the capital.") == text_key("Berlin is the capital.")
+        True
+        >>> text_key("a") == text_key("b")
+        False
+    """
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1

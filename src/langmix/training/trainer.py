@@ -44,8 +44,8 @@ from langmix.sampling.sampler import Batch, LanguageBatchSampler
 from langmix.training import checkpoints
 from langmix.training.arguments import TrainArguments
 from langmix.training.checkpoints import MODEL_DIR, TrainerState
-from langmix.training.data import load_training_sets, split_training_sets
-from langmix.training.loss import InfoNCELoss
+from langmix.training.data import load_training_sets, split_digests, split_training_sets
+from langmix.training.loss import InfoNCELoss, text_key
 from langmix.training.reporting import ProgressCallback, Reporter, TrainEvent
 
 
@@ -132,7 +132,12 @@ class Trainer:
         # Data first: a bad file should fail in a second, not after the model is loaded.
         sets = load_training_sets(args)
         self.train_sets, self.validation_sets = split_training_sets(
-            sets, args.validation_fraction, args.split_seed
+            sets, args.validation_fraction, args.split_seed, args.test_fraction
+        )
+        # Which groups each part held, by hash: a study's test rows carry the same hashes,
+        # so anyone can check that no test group was trained on or validated on.
+        self.split = split_digests(
+            sets, args.validation_fraction, args.split_seed, args.test_fraction
         )
         self.sampler = LanguageBatchSampler(
             self.train_sets,
@@ -233,6 +238,8 @@ class Trainer:
             "eval_steps": self.eval_steps,
             "save_steps": self.save_steps,
             "validation_batches": len(self.validation_batches),
+            "split": self.split,
+            "mono_languages_dropped": self.sampler.dropped_languages(),
             "training_sets": self._describe_sets(self.train_sets),
             "validation_sets": self._describe_sets(self.validation_sets),
             "model_parameters": parameters,
@@ -313,27 +320,39 @@ class Trainer:
         """This rank's item ids and its text groups (queries, positives[, hard negatives]),
         each with the prompt kind and truncation it is embedded with."""
         examples = [table.example(int(c)) for c in batch.shard(self.rank, self.world_size)]
-        items = torch.tensor([e.item for e in examples], device=self.accelerator.device)
+        device = self.accelerator.device
+        items = torch.tensor([e.item for e in examples], device=device)
         groups = [[e.query for e in examples], [e.positive for e in examples]]
         kinds = [("query", self.args.query_max_length), ("passage", self.args.passage_max_length)]
         if self.args.hard_negatives:
             groups.append([n for e in examples for n in e.negatives[: self.args.hard_negatives]])
             kinds.append(("passage", self.args.passage_max_length))
-        return items, groups, kinds
+        # Text keys let the loss mask identical passages that are not the same item.
+        keys = [
+            torch.tensor([text_key(t) for t in texts], dtype=torch.int64, device=device)
+            for texts in groups[1:]
+        ]
+        return (items, *keys), groups, kinds
 
-    def _group_loss(self, items: torch.Tensor, q, p, negatives=None) -> torch.Tensor:
+    def _group_loss(self, ids: tuple, q, p, negatives=None) -> torch.Tensor:
+        items, positive_keys, *negative_keys = ids
         return self.loss_fn(
-            q.float(), p.float(), items, None if negatives is None else negatives.float()
+            q.float(),
+            p.float(),
+            items,
+            None if negatives is None else negatives.float(),
+            positive_keys=positive_keys,
+            negative_keys=negative_keys[0] if negative_keys else None,
         )
 
     def _batch_loss(self, model, st_model, batch: Batch, table: ExampleTable) -> torch.Tensor:
-        items, groups, kinds = self._batch_inputs(batch, table)
+        ids, groups, kinds = self._batch_inputs(batch, table)
         with self.accelerator.autocast():
             embedded = [
                 self._embed(model, st_model, texts, kind, length)
                 for texts, (kind, length) in zip(groups, kinds, strict=True)
             ]
-        return self._group_loss(items, *embedded)
+        return self._group_loss(ids, *embedded)
 
     def _cached_batch_loss(
         self, model, st_model, batch: Batch, table: ExampleTable
@@ -341,7 +360,7 @@ class Trainer:
         """The batch's loss with its gradients accumulated by GradCache (already backward)."""
         from langmix.training.gradcache import grad_cache_step
 
-        items, groups, kinds = self._batch_inputs(batch, table)
+        ids, groups, kinds = self._batch_inputs(batch, table)
 
         def embed(group: int, texts) -> torch.Tensor:
             kind, length = kinds[group]
@@ -351,7 +370,7 @@ class Trainer:
         return grad_cache_step(
             groups,
             embed,
-            lambda *embedded: self._group_loss(items, *embedded),
+            lambda *embedded: self._group_loss(ids, *embedded),
             self.args.gradient_cache_chunk,
             backward=self.accelerator.backward,
             no_sync=lambda: self.accelerator.no_sync(model),
@@ -380,9 +399,10 @@ class Trainer:
                 f"Resuming from {resume_from} (step {state.step} of {self.total_steps})", state.step
             )
         elif self.args.resume and accelerator.is_main_process:
-            # Killed before the first checkpoint: start over, dropping what lost steps logged.
+            # Killed before the first checkpoint: start over, dropping what lost steps logged
+            # (the step-0 validation included: it runs again).
             for path in logs:
-                checkpoints.truncate_jsonl(path, 0)
+                checkpoints.truncate_jsonl(path, -1)
         if accelerator.is_main_process:
             write_json_atomic(self.out / "config.json", self.config_document(parameters))
         accelerator.wait_for_everyone()
@@ -402,7 +422,13 @@ class Trainer:
         batches_path = self.out / "batches.jsonl"
         progress = self.reporter.bar(state.step)
         window_seconds, timed_steps = 0.0, 0  # this process's share of the window, for the rate
+        window_masked: dict[str, int] = {}  # masked logit entries of this rank, per kind
         model.train()
+        if self.eval_steps and state.step == 0 and not state.history:
+            # The untrained model's validation loss: the curve starts from it, and if no step
+            # beats it the best model is the untrained one (and the study says so).
+            self.reporter.emit("validate", 0)
+            self._evaluate(model, st_model, state, log_path)
         loop_started = time.perf_counter()
         for batch in self.sampler.batches(state.step, self.total_steps):
             started = time.perf_counter()
@@ -425,6 +451,8 @@ class Trainer:
             loss_value = float(accelerator.reduce(loss.detach(), reduction="mean"))
             state.window_loss += loss_value
             state.window_steps += 1
+            for kind, count in self.loss_fn.last_masked.items():
+                window_masked[kind] = window_masked.get(kind, 0) + count
             learning_rate = scheduler.get_last_lr()[0]
             self.reporter.track(
                 {"train/loss": loss_value, "train/learning_rate": learning_rate}, state.step
@@ -446,6 +474,12 @@ class Trainer:
                     # Wall clock since this process entered the loop: everything included
                     # (batch sampling, validation, checkpoints), unlike examples_per_s.
                     "elapsed_s": round(time.perf_counter() - loop_started, 3),
+                    # In-batch entries masked as relevant (not negatives), per batch on
+                    # average over the window, on this rank.
+                    "masked_per_batch": {
+                        kind: round(count / state.window_steps, 3)
+                        for kind, count in window_masked.items()
+                    },
                 }
                 progress.set_postfix(loss=f"{record['loss']:.4f}", ex_s=f"{rate:.1f}")
                 if accelerator.is_main_process:
@@ -454,6 +488,7 @@ class Trainer:
                 self.reporter.emit("log", state.step, record=record)
                 state.window_loss, state.window_steps = 0.0, 0
                 window_seconds, timed_steps = 0.0, 0
+                window_masked = {}
             if self.eval_steps and (
                 state.step % self.eval_steps == 0 or state.step == self.total_steps
             ):
@@ -522,6 +557,11 @@ class Trainer:
             "stopped_early": state.stopped_early,
             "best_step": state.best_step,
             "best_validation_loss": state.best_validation_loss,
+            "validation_history": state.history,
+            "split": self.split,
+            "mono_languages_dropped": self.sampler.dropped_languages(),
+            "temperature": self.args.temperature,
+            "learning_rate": self.args.learning_rate,
             "model": str(target) if self.args.save_model else None,
             "model_is": "best" if validated else "final",
             "examples_seen": state.examples_seen,
