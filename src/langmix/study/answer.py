@@ -1,8 +1,9 @@
-"""The report's generated answer: how hybrid's gain over the best baseline changes with size.
+"""The report's generated answer: does hybrid help, and how does that change with size.
 
-The "Answer" section of ``report.md`` is written here from the comparisons alone, one
-paragraph per (evaluation set, tested metric, hybrid arm), followed by the caveats that
-apply to the study (one seed, depth-cut sizes), so no number in it is typed by hand.
+The "Answer" section opens ``report.md``. Its sentences are built from the tests of
+:mod:`langmix.study.comparisons` alone (effects per size, the per-doubling slopes, the
+synergy margins), so no number or verdict in it is typed by hand, followed by what the
+intervals cover and the caveats that apply to the study.
 
 Example:
     >>> from langmix.study.comparisons import compute_comparisons
@@ -15,57 +16,118 @@ Example:
 from __future__ import annotations
 
 from langmix.study.comparisons import (
+    BASELINES,
     CONFIDENCE,
     TESTED,
     Comparisons,
+    Test,
     diff_text,
-    gains,
     higher_is_better,
-    significant,
+    is_test_set,
     verdict,
 )
-from langmix.study.results import METRIC_NAMES, OFFLINE_MODEL, Arm, Study, digits
+from langmix.study.results import METRIC_NAMES, OFFLINE_MODEL, Study
 
-__all__ = ["section_answer"]
+__all__ = ["coverage_sentence", "section_answer"]
 
-# The paper's largest reported hybrid gain, for scale in the answer.
-_PAPER_GAIN = 0.01
+_WORDS = {"better": "helps", "worse": "hurts", "n.s.": "does not differ"}
 
 
-def _answer_metric(
-    study: Study, comparisons: Comparisons, eval_set: str, metric: str, arm: Arm
-) -> str | None:
-    found = gains(study, comparisons, eval_set, metric, arm)
-    if not found:
-        return None
-    direction = "" if higher_is_better(metric) else " (lower is better)"
-    parts = [
-        f"{size.name}: {diff_text(c, metric)} vs {baseline}, "
-        + ("not significant" if not significant(c) else f"significant, {verdict(c)}")
-        for size, baseline, c in found
+def _trend(slope: Test, what: str) -> str:
+    if not slope.significant:
+        return f"{what} shows no detectable change with size"
+    if verdict(slope) == "better":
+        return f"{what} moves in hybrid's favour as the model grows"
+    return f"{what} moves against hybrid as the model grows"
+
+
+def _verdicts_at(tests: list[Test]) -> str:
+    """``helps at L4, L8; does not differ at L2`` from one contrast's tests per size."""
+    groups: dict[str, list[str]] = {}
+    for t in tests:
+        assert t.size is not None
+        groups.setdefault(_WORDS[verdict(t)], []).append(t.size.label)
+    return "; ".join(f"{word} at {', '.join(labels)}" for word, labels in groups.items())
+
+
+def _lead(study: Study, comparisons: Comparisons, eval_set: str, metric: str) -> list[str]:
+    """The answer for one test set and metric: slopes first, then verdicts per size, then a
+    table of every effect and margin per size."""
+    arms = study.hybrid_arms(eval_set)
+    arm = next((a for a in arms if a.alpha == 0.5), arms[0] if arms else None)
+    if arm is None:
+        return []
+    contrasts = [
+        (against, "synergy" if against == "interpolation" else "effect")
+        for against in (*BASELINES, "interpolation")
     ]
-    text = (
-        f"**{eval_set}, {METRIC_NAMES[metric]}{direction}, {arm.label} − best baseline** "
-        f"(difference [{CONFIDENCE:.0%} CI]): " + "; ".join(parts) + "."
-    )
-    if len(found) > 1:
-        (first, _, c0), (last, _, c1) = found[0], found[-1]
-        d = digits(metric) + 1
-        text += (
-            f" From {first.label} to {last.label} the difference changes by "
-            f"{c1.difference - c0.difference:+.{d}f} ({c0.difference:+.{d}f} → {c1.difference:+.{d}f})."
+    names = {b: f"hybrid − {b}" for b in BASELINES} | {"interpolation": "the synergy margin"}
+    slope_parts, size_parts, table = [], [], []
+    for against, kind in contrasts:
+        per_size = comparisons.find(kind, eval_set, metric, arm=arm, against=against)
+        if not per_size:
+            continue
+        slope = next(
+            iter(comparisons.find("slope", eval_set, metric, arm=arm, against=against)), None
         )
-    at_significant = [s.label for s, _, c in found if significant(c)]
-    not_significant = [s.label for s, _, c in found if not significant(c)]
-    text += (
-        f" CI excludes 0 at: {', '.join(at_significant) or 'no size'};"
-        f" includes 0 at: {', '.join(not_significant) or 'no size'}."
+        if slope is not None:
+            slope_parts.append(
+                f"{names[against]} changes by {diff_text(slope.estimate, metric)} "
+                f"(Holm p = {slope.p_holm:.2g}): {_trend(slope, 'it')}"
+            )
+        if kind == "effect":
+            size_parts.append(f"against {against} hybrid {_verdicts_at(per_size)}")
+        table.append(
+            [
+                names[against],
+                *(f"{diff_text(t.estimate, metric)} {verdict(t)}" for t in per_size),
+            ]
+        )
+    if not table:
+        return []
+    direction = "" if higher_is_better(metric) else " (lower is better)"
+    head = f"**{eval_set}, {METRIC_NAMES[metric]}{direction}, {arm.label}.**"
+    text = head
+    if slope_parts:
+        text += " Per doubling of non-embedding parameters, " + "; ".join(slope_parts) + "."
+    text += " By size, " + "; ".join(size_parts) + "."
+    sizes = [t.size.label for t in comparisons.find("effect", eval_set, metric, arm=arm) if t.size]
+    header = ["", *dict.fromkeys(sizes)]
+    lines = [text, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in table]
+    return [*lines, ""]
+
+
+def coverage_sentence(study: Study, comparisons: Comparisons) -> str:
+    """What the intervals cover, in words (always printed).
+
+    Example:
+        >>> coverage_sentence(study, comparisons)  # doctest: +SKIP
+        'Every interval is a 95% interval from a two-level bootstrap ...'
+    """
+    seeds = sorted({r["seed"] for r in study.rows if r.get("seed") is not None})
+    clusters = ", ".join(f"{ev}: {n}" for ev, n in comparisons.clusters.items() if is_test_set(ev))
+    text = (
+        f"Every interval is a {CONFIDENCE:.0%} interval from a two-level bootstrap "
+        f"({comparisons.n_resamples} replicates) that resamples the training seeds of each "
+        "cell and the parallel-question clusters (translations of one question stay "
+        f"together; clusters: {clusters}), with a t quantile on Welch–Satterthwaite degrees "
+        "of freedom because each cell has few seeds (`langmix.study.inference`). So an "
+        "interval covers both which questions were asked and which training runs happened. "
+        "Verdicts use Holm-adjusted p-values, with one family each for the effects, the "
+        "synergy margins and the slopes."
     )
+    if len(seeds) < 2:
+        text += (
+            " This study has one training seed, so the seed level cannot be resampled: its "
+            "intervals cover the question sample only, and read 'significant' as 'for these "
+            "trained models'."
+        )
     return text
 
 
 def section_answer(study: Study, comparisons: Comparisons) -> list[str]:
-    """The generated answer: hybrid's gain over the best baseline from small to large.
+    """The generated answer, first in the report.
 
     Args:
         study: The loaded study.
@@ -79,44 +141,34 @@ def section_answer(study: Study, comparisons: Comparisons) -> list[str]:
         '## Answer'
     """
     lines = ["## Answer", ""]
-    paragraphs = [
-        text
-        for eval_set in study.eval_sets
-        for metric in TESTED[study.eval_kind[eval_set]]
-        for arm in study.hybrid_arms(eval_set)
-        if (text := _answer_metric(study, comparisons, eval_set, metric, arm)) is not None
-    ]
+    paragraphs: list[str] = []
+    for eval_set in study.eval_sets:
+        if not is_test_set(eval_set):
+            continue
+        for metric in TESTED[study.eval_kind[eval_set]][:1]:
+            paragraphs += _lead(study, comparisons, eval_set, metric)
     if not paragraphs:
         return [*lines, "No answer yet: no size has both hybrid and a trained baseline.", ""]
+    sizes = ", ".join(s.name for s in study.sizes)
     lines += [
-        "How much better (or worse) hybrid batches are than the best baseline (the best of "
-        "mono, cross and random at that size), from the smallest to the largest model "
-        f"({', '.join(s.name for s in study.sizes)}; non-embedding parameters):",
+        "How the difference hybrid − baseline (each baseline separately) and the synergy "
+        "margin change with model size "
+        f"({sizes}; non-embedding parameters), with {CONFIDENCE:.0%} intervals; 'helps', "
+        f"'hurts' and a trend need a Holm-adjusted p below {1 - CONFIDENCE:.2f} (the "
+        "intervals are not adjusted, so an interval may exclude 0 where the adjusted test "
+        "does not reject):",
+        "",
+        *paragraphs,
+        coverage_sentence(study, comparisons),
+        "",
+        "The other metrics (mono and cross mAP, rank distance) are in the effect, synergy "
+        "and slope tables below.",
         "",
     ]
-    for paragraph in paragraphs:
-        lines += [paragraph, ""]
-    n_significant = sum(significant(c) for c in comparisons.results.values())
-    lines += [
-        f"For scale: the paper (Elmahdy et al., 2024) reported hybrid gains of at most "
-        f"~{_PAPER_GAIN} mAP and ran no significance tests; here {n_significant} of "
-        f"{len(comparisons.results)} hybrid-versus-baseline comparisons (all metrics, "
-        "including untrained) have a CI that excludes 0.",
-        "",
-    ]
-    seeds = {r["seed"] for r in study.rows if r.get("seed") is not None}
-    if len(seeds) < 2:
-        lines += [
-            "With one training seed, these intervals measure only the sampling of queries, "
-            "not the run-to-run variance of training, which at this scale can be as large as "
-            "the differences; read 'significant' as 'for this trained model', and add seeds "
-            "before drawing conclusions about the strategies.",
-            "",
-        ]
     if any(OFFLINE_MODEL.match(size.model) for size in study.sizes):
         lines += [
-            "The sizes here are depth cuts of one model (see above), so this trend is a proxy; "
-            "the hub family answers the size question.",
+            "The sizes here are depth cuts of one model (see below), so this trend is a "
+            "proxy; the hub family answers the size question.",
             "",
         ]
     return lines

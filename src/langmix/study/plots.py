@@ -29,22 +29,27 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from langmix.outputs import atomic_path, safe_name
-from langmix.study.comparisons import CONFIDENCE, Comparisons, gains
+from langmix.study.comparisons import CONFIDENCE, Comparisons, is_test_set
 from langmix.study.results import METRIC_NAMES, Size, Study, cell_summary, format_count
 
 __all__ = [
     "PLOTS",
+    "FrontierPoint",
     "GainSeries",
     "Heatmap",
     "Series",
+    "alpha_frontier",
     "draw_plots",
     "hybrid_gain",
+    "loss_curves",
     "metric_vs_size",
     "pair_heatmap",
+    "plot_frontier",
     "plot_heatmap",
     "plot_hybrid_gain",
     "plot_metrics_vs_size",
     "plot_rank_distance_vs_size",
+    "plot_validation_curves",
     "save_figure",
 ]
 
@@ -88,18 +93,18 @@ class Series:
 
 @dataclass(frozen=True)
 class GainSeries:
-    """Hybrid minus the best baseline across sizes, with its confidence band.
+    """One contrast (hybrid − a baseline, or a synergy margin) across sizes, with its band.
 
     Attributes:
-        label: Legend entry (e.g. ``"hybrid α=0.5"``).
+        label: Legend entry (e.g. ``"− mono"``).
         x: Model sizes (non-embedding parameters), ascending.
-        diff: Difference hybrid - best baseline at each size.
+        diff: The contrast at each size.
         low: Lower confidence bound at each size.
         high: Upper confidence bound at each size.
-        baselines: Name of the best baseline at each size, written beside the point.
 
     Example:
-        >>> GainSeries("hybrid α=0.5", [7e6], [0.01], [0.0], [0.02], ["cross"])  # doctest: +SKIP
+        >>> GainSeries("− mono", [7e6], [0.01], [0.0], [0.02]).label
+        '− mono'
     """
 
     label: str
@@ -107,7 +112,28 @@ class GainSeries:
     diff: Sequence[float]
     low: Sequence[float]
     high: Sequence[float]
-    baselines: Sequence[str]
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One arm in a plane of two metrics, with its intervals.
+
+    Attributes:
+        label: The arm (``mono``, ``hybrid α=0.25``, ...).
+        alpha: Share of mono batches: 1 for mono, 0 for cross, α for hybrid, ``None`` for
+            arms off the frontier (random, untrained).
+        x: Headline on the x metric, and its interval ``x_low``..``x_high``.
+        y: Headline on the y metric, and its interval ``y_low``..``y_high``.
+    """
+
+    label: str
+    alpha: float | None
+    x: float
+    x_low: float
+    x_high: float
+    y: float
+    y_low: float
+    y_high: float
 
 
 @dataclass(frozen=True)
@@ -220,17 +246,19 @@ def hybrid_gain(
     *,
     xticks: Sequence[tuple[float, str]],
     title: str = "",
+    ylabel: str = "hybrid − baseline",
 ) -> Path:
-    """Draw hybrid minus the best baseline over model size, one panel per metric.
+    """Draw contrasts of hybrid over model size, one panel per metric.
 
     The confidence interval is a shaded band and the zero line is drawn, so "significant"
     reads as "the band does not touch the line".
 
     Args:
         path: Output PNG.
-        panels: ``(panel title, gain series)`` pairs.
+        panels: ``(panel title, series)`` pairs.
         xticks: ``(size, label)`` of every model.
         title: Figure title.
+        ylabel: The y axis label.
 
     Returns:
         The path written.
@@ -243,20 +271,118 @@ def hybrid_gain(
         ax.axhline(0.0, color="black", linewidth=0.8)
         for gain in series:
             (line,) = ax.plot(gain.x, gain.diff, marker="o", label=gain.label)
-            ax.fill_between(gain.x, gain.low, gain.high, color=line.get_color(), alpha=0.2)
-            # Which baseline is "best" can change with size; name it at each point.
-            for x, y, name in zip(gain.x, gain.diff, gain.baselines, strict=True):
-                if np.isfinite(y):
-                    ax.annotate(
-                        f"vs {name}",
-                        (x, y),
-                        textcoords="offset points",
-                        xytext=(4, 6),
-                        fontsize="x-small",
-                    )
+            ax.fill_between(gain.x, gain.low, gain.high, color=line.get_color(), alpha=0.15)
         ax.set_title(panel_title)
-        ax.set_ylabel("hybrid − best baseline")
+        ax.set_ylabel(ylabel)
         _size_axis(ax, xticks)
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def alpha_frontier(
+    path: str | os.PathLike[str],
+    panels: Sequence[tuple[str, str, str, Sequence[FrontierPoint]]],
+    *,
+    title: str = "",
+) -> Path:
+    """Draw the strategies in planes of two metrics: the α frontier against the straight line.
+
+    Each panel joins cross (α = 0), the hybrid arms by α and mono (α = 1) with a solid line,
+    and draws the straight line between the two pure strategies dashed: a hybrid point
+    above and right of the dashed line is synergy, on it interpolation. Arms off the
+    frontier (random) are drawn as lone markers.
+
+    Args:
+        path: Output PNG.
+        panels: ``(panel title, x label, y label, points)`` per panel.
+        title: Figure title.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> p = [FrontierPoint("mono", 1.0, .5, .49, .51, .2, .19, .21),
+        ...      FrontierPoint("cross", 0.0, .4, .39, .41, .3, .29, .31)]
+        >>> alpha_frontier("f.png", [("L2", "mAP mono", "mAP multi", p)])  # doctest: +SKIP
+    """
+    fig, axes = _figure(len(panels))
+    for ax, (panel_title, xlabel, ylabel, points) in zip(axes, panels, strict=True):
+        on = sorted((p for p in points if p.alpha is not None), key=lambda p: p.alpha)
+        ends = [p for p in on if p.alpha in (0.0, 1.0)]
+        if len(ends) == 2:
+            ax.plot(
+                [e.x for e in ends],
+                [e.y for e in ends],
+                linestyle="--",
+                color="grey",
+                linewidth=1,
+                label="straight line (interpolation)",
+            )
+        if on:
+            ax.plot([p.x for p in on], [p.y for p in on], color="tab:blue", linewidth=1)
+        for point in points:
+            ax.errorbar(
+                point.x,
+                point.y,
+                xerr=[[point.x - point.x_low], [point.x_high - point.x]],
+                yerr=[[point.y - point.y_low], [point.y_high - point.y]],
+                marker="o" if point.alpha is not None else "s",
+                capsize=2,
+                linestyle="none",
+            )
+            ax.annotate(
+                point.label,
+                (point.x, point.y),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize="x-small",
+            )
+        ax.set_title(panel_title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def loss_curves(
+    path: str | os.PathLike[str],
+    panels: Sequence[tuple[str, Sequence[tuple[str, Sequence[int], Sequence[float]]]]],
+    *,
+    title: str = "",
+) -> Path:
+    """Draw validation-loss curves, one panel per size, a thin line per (arm, seed).
+
+    Args:
+        path: Output PNG.
+        panels: ``(panel title, [(arm label, steps, losses), ...])`` per panel.
+        title: Figure title.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> loss_curves("v.png", [("L2", [("mono", [0, 20], [2.9, 2.5])])])  # doctest: +SKIP
+    """
+    fig, axes = _figure(len(panels))
+    for ax, (panel_title, curves) in zip(axes, panels, strict=True):
+        colours: dict[str, Any] = {}
+        for label, steps, losses in curves:
+            kwargs: dict[str, Any] = {"linewidth": 1, "marker": ".", "alpha": 0.8}
+            if label in colours:
+                kwargs["color"] = colours[label]
+            else:
+                kwargs["label"] = label
+            (line,) = ax.plot(steps, losses, **kwargs)
+            colours.setdefault(label, line.get_color())
+        ax.set_title(panel_title)
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation loss")
+        ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize="small")
     if title:
         fig.suptitle(title)
@@ -364,7 +490,8 @@ def plot_rank_distance_vs_size(study: Study, eval_set: str, path: Path) -> Path:
 def plot_hybrid_gain(
     study: Study, comparisons: Comparisons, eval_set: str, path: Path
 ) -> Path | None:
-    """``hybrid_gain``: hybrid minus the best baseline with its CI band, per metric.
+    """``hybrid_gain``: hybrid (α = 0.5, else the first α) minus each baseline, and the
+    synergy margin, with their intervals, per metric.
 
     Returns:
         The path written, or ``None`` when no size has both hybrid and a baseline.
@@ -373,20 +500,24 @@ def plot_hybrid_gain(
         >>> plot_hybrid_gain(study, comparisons, "xquad-r", Path("plots/gain.png"))  # doctest: +SKIP
         PosixPath('plots/gain.png')
     """
+    arms = study.hybrid_arms(eval_set)
+    arm = next((a for a in arms if a.alpha == 0.5), arms[0] if arms else None)
+    if arm is None or not is_test_set(eval_set):
+        return None
     panels = []
     for metric in _GAIN_PANELS[study.eval_kind[eval_set]]:
         series = []
-        for arm in study.hybrid_arms(eval_set):
-            found = gains(study, comparisons, eval_set, metric, arm)
+        for against in ("mono", "cross", "random", "interpolation"):
+            kind = "synergy" if against == "interpolation" else "effect"
+            found = [t for t in comparisons.find(kind, eval_set, metric, arm=arm, against=against)]
             if found:
                 series.append(
                     GainSeries(
-                        arm.label,
-                        [float(s.non_embedding) for s, _, _ in found],
-                        [c.difference for _, _, c in found],
-                        [c.ci_low for _, _, c in found],
-                        [c.ci_high for _, _, c in found],
-                        [b for _, b, _ in found],
+                        "synergy margin" if kind == "synergy" else f"− {against}",
+                        [float(t.size.non_embedding) for t in found if t.size],
+                        [t.estimate.value for t in found],
+                        [t.estimate.ci_low for t in found],
+                        [t.estimate.ci_high for t in found],
                     )
                 )
         panels.append((METRIC_NAMES[metric], series))
@@ -396,8 +527,86 @@ def plot_hybrid_gain(
         path,
         panels,
         xticks=_xticks(study.sizes),
-        title=f"{eval_set}: hybrid − best baseline ({CONFIDENCE:.0%} CI)",
+        title=f"{eval_set}: {arm.label} − each baseline, and the synergy margin "
+        f"({CONFIDENCE:.0%} CI)",
+        ylabel=f"{arm.label} − …",
     )
+
+
+def plot_frontier(study: Study, comparisons: Comparisons, eval_set: str, path: Path) -> Path | None:
+    """``frontier``: per size with more than one hybrid α, the strategies in the (mono mAP,
+    multi mAP) and (cross mAP, multi mAP) planes with their intervals.
+
+    Returns:
+        The path written, or ``None`` when no size has an α sweep.
+    """
+    if study.eval_kind[eval_set] != "lareqa":
+        return None
+    panels = []
+    for size in study.sizes:
+        arms = [a for a in study.arms_for(eval_set) if study.cell_rows(eval_set, size, a)]
+        if sum(a.strategy == "hybrid" for a in arms) < 2:
+            continue
+        for x_metric in ("map_mono", "map_cross"):
+            points = []
+            for arm in arms:
+                if arm.strategy == "untrained":
+                    continue
+                ex = comparisons.cells.get((eval_set, x_metric, size.model, arm))
+                ey = comparisons.cells.get((eval_set, "map_multi", size.model, arm))
+                if ex is None or ey is None:
+                    continue
+                alpha = {"mono": 1.0, "cross": 0.0}.get(arm.strategy, arm.alpha)
+                points.append(
+                    FrontierPoint(
+                        arm.label,
+                        alpha,
+                        ex.value,
+                        ex.ci_low,
+                        ex.ci_high,
+                        ey.value,
+                        ey.ci_low,
+                        ey.ci_high,
+                    )
+                )
+            if points:
+                panels.append(
+                    (f"{size.label}", METRIC_NAMES[x_metric], METRIC_NAMES["map_multi"], points)
+                )
+    if not panels:
+        return None
+    return alpha_frontier(
+        path, panels, title=f"{eval_set}: the α frontier ({CONFIDENCE:.0%} CI per arm)"
+    )
+
+
+def plot_validation_curves(study: Study, path: Path) -> Path | None:
+    """``validation_loss``: every trained cell's validation-loss curve, a panel per size.
+
+    Returns:
+        The path written, or ``None`` when no row carries a validation history.
+    """
+    panels = []
+    for size in study.sizes:
+        curves = []
+        seen = set()
+        for row in study.rows:
+            history = (row.get("training") or {}).get("validation_history")
+            if row["model"] != size.model or not history or row["cell"] in seen:
+                continue
+            seen.add(row["cell"])
+            label = f"{row['strategy']}" + (
+                f" α={row['alpha']:g}" if row.get("alpha") is not None else ""
+            )
+            curves.append(
+                (label, [h["step"] for h in history], [h["validation_loss"] for h in history])
+            )
+        if curves:
+            curves.sort(key=lambda c: c[0])
+            panels.append((size.label, curves))
+    if not panels:
+        return None
+    return loss_curves(path, panels, title="Validation loss during training (each seed a line)")
 
 
 def _pair_matrix(rows: Sequence[dict[str, Any]]) -> tuple[list[str], np.ndarray]:
@@ -463,8 +672,12 @@ def draw_plots(study: Study, comparisons: Comparisons) -> dict[str, list[tuple[s
                 plot_metrics_vs_size(study, eval_set, folder / f"map_vs_size_{name}.png"),
             ),
             (
-                "Hybrid − best baseline vs size",
+                "Hybrid − each baseline, and the synergy margin, vs size",
                 plot_hybrid_gain(study, comparisons, eval_set, folder / f"hybrid_gain_{name}.png"),
+            ),
+            (
+                "The α frontier: strategies in the (mono, multi) and (cross, multi) mAP planes",
+                plot_frontier(study, comparisons, eval_set, folder / f"frontier_{name}.png"),
             ),
         ]
         if lareqa:
@@ -481,4 +694,7 @@ def draw_plots(study: Study, comparisons: Comparisons) -> dict[str, list[tuple[s
                 ),
             ]
         out[eval_set] = [(caption, p) for caption, p in figures if p is not None]
+    curves = plot_validation_curves(study, folder / "validation_loss.png")
+    if curves is not None:
+        out["training"] = [("Validation loss per size", curves)]
     return out

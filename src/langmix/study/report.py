@@ -24,19 +24,19 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from langmix.outputs import write_text_atomic
-from langmix.study.answer import section_answer
+from langmix.study.answer import coverage_sentence, section_answer
 from langmix.study.comparisons import (
-    COMPARED,
-    CONFIDENCE,
     TESTED,
     Comparisons,
+    Test,
     compute_comparisons,
     diff_text,
+    higher_is_better,
+    is_test_set,
     verdict,
 )
 from langmix.study.plots import draw_plots
@@ -257,87 +257,223 @@ def section_results(study: Study) -> list[str]:
     return lines
 
 
-def table_significance(
-    study: Study, comparisons: Comparisons, eval_set: str, size: Size
-) -> list[str]:
-    """Hybrid (each alpha) minus each baseline, per metric: difference, CI, p, verdict.
-
-    Example:
-        >>> table_significance(study, comparisons, "xquad-r", study.sizes[0])[0]  # doctest: +SKIP
-        '### xquad-r — L2 (3.5M)'
-    """
-    body = []
-    for metric in TESTED[study.eval_kind[eval_set]]:
-        for arm in study.hybrid_arms(eval_set):
-            for baseline in COMPARED:
-                c = comparisons.get(eval_set, size, metric, arm, baseline)
-                if c is None:
-                    continue
-                places = digits(metric)
-                word = verdict(c)
-                body.append(
-                    [
-                        METRIC_NAMES[metric] + ("" if c.higher_is_better else " ↓"),
-                        f"{arm.label} − {baseline}",
-                        f"{c.mean_a:.{places}f}",
-                        f"{c.mean_b:.{places}f}",
-                        diff_text(c, metric),
-                        f"{c.p_value:.4f}",
-                        word if word == "n.s." else f"**{word}**",
-                    ]
-                )
-    if not body:
-        return []
-    header = [
-        "metric",
-        "comparison",
-        "hybrid",
-        "baseline",
-        "difference [95% CI]",
-        "p",
-        "CI excludes 0",
+def _test_row(test: Test) -> list[str]:
+    e = test.estimate
+    word = verdict(test)
+    return [
+        METRIC_NAMES[test.metric] + ("" if higher_is_better(test.metric) else " ↓"),
+        f"{test.arm.label} − {test.against}",
+        diff_text(e, test.metric),
+        f"{e.se_seed:.{digits(test.metric) + 1}f} / {e.se_question:.{digits(test.metric) + 1}f}",
+        f"{e.p_value:.3g}",
+        f"{test.p_holm:.3g}",
+        word if word == "n.s." else f"**{word}**",
     ]
-    return [f"### {eval_set} — {size.name}", "", *_table(header, body)]
+
+
+_TEST_HEADER = [
+    "metric",
+    "comparison",
+    "difference [95% CI]",
+    "se seed / question",
+    "p",
+    "p Holm",
+    "verdict",
+]
 
 
 def section_significance(study: Study, comparisons: Comparisons) -> list[str]:
-    """The significance tables, with how they were computed.
+    """The effect, synergy and slope tables, with how they were computed.
 
     Example:
         >>> section_significance(study, comparisons)[0]  # doctest: +SKIP
-        '## Significance'
+        '## Effects, synergy and slopes'
     """
     lines = [
-        "## Significance",
+        "## Effects, synergy and slopes",
         "",
-        f"Difference = hybrid − baseline of the headline metric. {CONFIDENCE:.0%} CI: "
-        "paired cluster bootstrap (percentile), resampling parallel questions so that "
-        "translations stay together (MIRACL: queries); p: two-sided paired sign-flip "
-        "randomisation test over the same clusters (`langmix.study.statistics.compare`). "
-        "Several seeds are paired by averaging each side's per-query scores over its seeds, "
-        "so the CI reflects the query sample, not seed variance (see the sd in Results). "
-        "*better*/*worse* marks a CI that excludes 0, in the metric's direction "
-        "(↓: lower is better).",
+        coverage_sentence(study, comparisons),
+        "",
+        "*Effect*: hybrid − baseline, each baseline separately. *Synergy margin*: hybrid(α) − "
+        "[α · mono + (1 − α) · cross], the distance above the straight line between the pure "
+        "strategies (mono is α = 1, cross α = 0): positive is synergy, zero interpolation, "
+        "negative interference. *Slope*: least-squares change of an effect or margin per "
+        "doubling of non-embedding parameters, fitted on every size, resampled jointly. "
+        "se seed / question: the two parts of the standard error. *better*/*worse*: Holm "
+        "p < 0.05, in the metric's direction (↓: lower is better); for a slope, *better* means "
+        "the difference moves in hybrid's favour with size.",
         "",
     ]
-    sample = next(iter(comparisons.results.values()), None)
-    if sample is not None:
-        clusters = {ev: c.n_clusters for (ev, *_), c in comparisons.results.items()}
-        lines += [
-            f"Bootstrap resamples: {sample.n_resamples}; sign flips: {sample.n_permutations}; "
-            "clusters: " + ", ".join(f"{ev} {n}" for ev, n in clusters.items()) + ".",
-            "",
-        ]
+    any_test = False
     for eval_set in study.eval_sets:
+        if not is_test_set(eval_set):
+            continue
         for size in study.sizes:
-            lines += table_significance(study, comparisons, eval_set, size)
-    if not comparisons.results:
+            body = [
+                _test_row(t)
+                for kind in ("effect", "synergy")
+                for metric in TESTED[study.eval_kind[eval_set]]
+                for t in comparisons.find(kind, eval_set, metric, size=size)
+            ]
+            if body:
+                any_test = True
+                lines += [f"### {eval_set} — {size.name}", "", *_table(_TEST_HEADER, body)]
+        slopes = [
+            _test_row(t)
+            for metric in TESTED[study.eval_kind[eval_set]]
+            for t in comparisons.find("slope", eval_set, metric)
+        ]
+        if slopes:
+            sizes = next(t.sizes for t in comparisons.tests if t.kind == "slope")
+            lines += [
+                f"### {eval_set} — slope per doubling ({', '.join(s.label for s in sizes)})",
+                "",
+                *_table(["metric", "slope of", *_TEST_HEADER[2:]], slopes),
+            ]
+    if not any_test:
         lines += [
             "No comparisons: the study has no hybrid rows with a baseline at the same size.",
             "",
         ]
     lines += [f"- {note}" for note in comparisons.notes]
     return [*lines, ""] if comparisons.notes else lines
+
+
+def _training(row: dict[str, Any]) -> dict[str, Any]:
+    return row.get("training") or {}
+
+
+def section_training(study: Study) -> list[str]:
+    """How far each size trained, and whether training beat the untrained model.
+
+    Steps come from the validation curve (early stopping on the validation part); the check
+    against the untrained model reads the ``…:validation`` evaluation set, never a test set.
+
+    Example:
+        >>> section_training(study)[0]  # doctest: +SKIP
+        '## Training'
+    """
+    lines = ["## Training", ""]
+    trained = [r for r in study.rows if r["strategy"] != "untrained" and _training(r)]
+    if not trained:
+        return []
+    one_per_cell = {r["cell"]: r for r in trained}.values()
+    temperatures = sorted({_training(r).get("temperature") for r in one_per_cell} - {None})
+    if temperatures:
+        lines += [
+            "InfoNCE temperature: "
+            + ", ".join(f"{t:g}" for t in temperatures)
+            + " (the paper states none; sentence-transformers' MultipleNegativesRankingLoss "
+            "uses 0.05, E5 fine-tunes at 0.01).",
+            "",
+        ]
+    dropped = sorted(
+        {
+            f"{r['cell']}: {', '.join(langs)}"
+            for r in one_per_cell
+            for langs in (_training(r).get("mono_languages_dropped") or {}).values()
+        }
+    )
+    lines += [
+        (
+            "Languages left out of monolingual batches (fewer items than a batch): "
+            + "; ".join(dropped)
+            + ". These cells trained on fewer languages than the others."
+        )
+        if dropped
+        else "Every strategy trained on the same languages: no language had fewer items than "
+        "a batch.",
+        "",
+    ]
+    body = []
+    for size in study.sizes:
+        for arm in study.arms:
+            cells = [
+                _training(r)
+                for r in one_per_cell
+                if r["model"] == size.model
+                and (r["strategy"], r.get("alpha")) == (arm.strategy, arm.alpha)
+            ]
+            if not cells:
+                continue
+            best = [c.get("best_step") for c in cells]
+            body.append(
+                [
+                    size.label,
+                    arm.label,
+                    str(cells[0].get("total_steps")),
+                    ", ".join("?" if b is None else str(b) for b in best),
+                    str(sum(bool(c.get("stopped_early")) for c in cells)),
+                    f"{cells[0].get('learning_rate', float('nan')):g}",
+                ]
+            )
+    lines += [
+        "Steps kept per cell (seeds in order): the validated step with the lowest validation "
+        "loss, 0 meaning the untrained model.",
+        "",
+        *_table(["size", "strategy", "max steps", "steps kept", "stopped early", "lr"], body),
+    ]
+    lines += _untrained_check(study)
+    return lines
+
+
+def _untrained_check(study: Study) -> list[str]:
+    validation = [e for e in study.eval_sets if not is_test_set(e)]
+    if not validation:
+        return [
+            "No validation evaluation set, so the report cannot check that training beat the "
+            "untrained model without looking at test data.",
+            "",
+        ]
+    eval_set = validation[0]
+    lines = [
+        f"Did training beat the untrained model? Seed-mean mAP on `{eval_set}` minus the "
+        "untrained model's (the checkpoint-choosing data, not a test set):",
+        "",
+    ]
+    body, flagged = [], []
+    for size in study.sizes:
+        base = study.cell_rows(eval_set, size, Arm("untrained"))
+        if not base:
+            continue
+        beats_any = False
+        for arm in study.arms_for(eval_set):
+            if arm.strategy == "untrained":
+                continue
+            rows = study.cell_rows(eval_set, size, arm)
+            if not rows:
+                continue
+            deltas = []
+            for metric in ("map_mono", "map_cross"):
+                mean, _ = cell_summary(rows, metric)
+                ref, _ = cell_summary(base, metric)
+                deltas.append(mean - ref)
+            beats = any(d > 0 for d in deltas)
+            beats_any |= beats
+            body.append(
+                [
+                    size.label,
+                    arm.label,
+                    *(f"{d:+.3f}" for d in deltas),
+                    "yes" if beats else "**no**",
+                ]
+            )
+        if not beats_any:
+            flagged.append(size.label)
+    lines += _table(["size", "strategy", "Δ mAP mono", "Δ mAP cross", "beats untrained"], body)
+    if flagged:
+        lines += [
+            f"**Flagged: {', '.join(flagged)}** — no strategy beat the untrained model on "
+            "the validation part in mono or cross mAP, so effects at these sizes describe how "
+            "batches damage a model, not how it learns.",
+            "",
+        ]
+    else:
+        lines += [
+            "Every size has a strategy that beats its untrained model on the validation part.",
+            "",
+        ]
+    return lines
 
 
 def section_plots(study: Study, figures: dict[str, list[tuple[str, Path]]]) -> list[str]:
@@ -362,8 +498,7 @@ def section_plots(study: Study, figures: dict[str, list[tuple[str, Path]]]) -> l
 def build_report(
     study_dir: str | os.PathLike[str],
     *,
-    n_resamples: int = 2000,
-    n_permutations: int = 2000,
+    n_resamples: int = 4000,
     seed: int = 0,
 ) -> Path:
     """(Re)build ``report.md`` and ``plots/*.png`` of a study directory.
@@ -375,8 +510,7 @@ def build_report(
 
     Args:
         study_dir: The study directory.
-        n_resamples: Bootstrap resamples per comparison.
-        n_permutations: Permutations per comparison.
+        n_resamples: Two-level bootstrap replicates.
         seed: Seed of the resampling (fixed so rebuilds agree).
 
     Returns:
@@ -390,22 +524,24 @@ def build_report(
         PosixPath('runs/scaling/report.md')
     """
     study = load_study(study_dir)
-    comparisons = compute_comparisons(
-        study, n_resamples=n_resamples, n_permutations=n_permutations, seed=seed
-    )
+    comparisons = compute_comparisons(study, n_resamples=n_resamples, seed=seed)
     figures = draw_plots(study, comparisons)
-    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # The newest row's time, not the clock: the same results give the same report, byte
+    # for byte, so a committed report can be checked against a rebuild.
+    finished = sorted(str(r["finished_at"]) for r in study.rows if r.get("finished_at"))
+    built = finished[-1] if finished else "no finished rows"
     lines = [
         f"# Scaling study: {study.name}",
         "",
-        f"Built: {built} from `{RESULTS}` ({len(study.rows)} rows).",
+        f"Built from `{RESULTS}` ({len(study.rows)} rows; newest {built}).",
         "",
         "Question: how does the benefit of hybrid batch training change as the model grows, "
         "against the baselines (mono, cross, random), measured by mAP, with confidence "
         "intervals?",
         "",
-        *section_run(study),
         *section_answer(study, comparisons),
+        *section_run(study),
+        *section_training(study),
         *section_results(study),
         *section_significance(study, comparisons),
         *section_plots(study, figures),
