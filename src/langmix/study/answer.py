@@ -41,6 +41,14 @@ def _trend(slope: Test, what: str) -> str:
     return f"{what} moves against hybrid as the model grows"
 
 
+def _word(test: Test) -> str:
+    """The verdict in the contrast's own words (a margin is synergy or interference)."""
+    word = verdict(test)
+    if test.kind == "synergy":
+        return {"better": "synergy", "worse": "interference"}.get(word, word)
+    return word
+
+
 def _verdicts_at(tests: list[Test]) -> str:
     """``helps at L4, L8; does not differ at L2`` from one contrast's tests per size."""
     groups: dict[str, list[str]] = {}
@@ -80,7 +88,7 @@ def _lead(study: Study, comparisons: Comparisons, eval_set: str, metric: str) ->
         table.append(
             [
                 names[against],
-                *(f"{diff_text(t.estimate, metric)} {verdict(t)}" for t in per_size),
+                *(f"{diff_text(t.estimate, metric)} {_word(t)}" for t in per_size),
             ]
         )
     if not table:
