@@ -20,6 +20,7 @@ commands:
   train    fine-tune a dual encoder with mono / cross / hybrid / random batches
   study    run a scaling study (models x strategies x seeds), resumable, with a report
   report   rebuild a study's report.md and plots from its results.jsonl
+  publish  copy a study's results and reduced per-query arrays to a folder, with its report
   eval     evaluate a model on XQuAD-R, MLQA-R (LAReQA protocol) or MIRACL
   encode-corpus  encode a JSONL corpus into resumable float16 shards (torchrun: N processes)
   index    build a faiss index (flat, ivfpq, hnsw) from encoded shards
@@ -261,6 +262,21 @@ def _report(argv: Sequence[str]) -> int:
     return 0
 
 
+def _publish(argv: Sequence[str]) -> int:
+    if len(argv) != 2 or argv[0] in ("-h", "--help"):
+        print(
+            "usage: langmix publish STUDY_DIR TARGET_DIR\n\nCopies results.jsonl, study.toml "
+            "and the per-query arrays the report's statistics read (a few MB) into TARGET_DIR "
+            "(replacing it), then builds TARGET_DIR/report.md and plots/ there: a folder to "
+            "commit, from which `langmix report TARGET_DIR` rebuilds the same report."
+        )
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    from langmix.study.publish import publish_study
+
+    print(f"wrote {publish_study(argv[0], argv[1])}")
+    return 0
+
+
 def format_summary(document: dict) -> str:
     """A short human-readable table of a metrics document."""
     if document.get("dataset") == "miracl":
@@ -305,6 +321,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": _train,
     "study": _study,
     "report": _report,
+    "publish": _publish,
     "eval": _eval,
     "encode-corpus": _encode_corpus,
     "index": _index,
