@@ -274,3 +274,18 @@ def test_cross_needs_parallel_data():
     # mono and random are fine on the same data
     LanguageBatchSampler([monolingual], 8, "mono")
     LanguageBatchSampler([monolingual], 8, "random")
+
+
+def test_languages_too_small_for_a_mono_batch_are_reported(mlqa_train):
+    # German cut to 5 items: mono batches of 16 cannot use it, cross batches can.
+    german = [p for p in mlqa_train.pairs if p.language == "de"][:5]
+    pairs = ParallelPairs(
+        "cut", mlqa_train.languages, [p for p in mlqa_train.pairs if p.language != "de"] + german
+    )
+    with pytest.warns(UserWarning, match=r"cut: de"):
+        mono = LanguageBatchSampler([pairs], 16, "mono")
+    assert mono.dropped_languages() == {"cut": ["de"]}
+    assert all(b.query_languages[0] != pairs.languages.index("de") for b in mono.batches(0, 50))
+    assert LanguageBatchSampler([pairs], 16, "cross").dropped_languages() == {}
+    assert LanguageBatchSampler([pairs], 16, "hybrid", alpha=0.0).dropped_languages() == {}
+    assert LanguageBatchSampler([mlqa_train], 16, "mono").dropped_languages() == {}
