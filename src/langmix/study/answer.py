@@ -70,6 +70,10 @@ def _lead(study: Study, comparisons: Comparisons, eval_set: str, metric: str) ->
         for against in (*BASELINES, "interpolation")
     ]
     names = {b: f"hybrid − {b}" for b in BASELINES} | {"interpolation": "the synergy margin"}
+    # A column per size with an effect, ascending; a contrast a size lacks (a cell not run
+    # yet) is "—" there, so every number stays under its own size.
+    tested = {t.size.model for t in comparisons.find("effect", eval_set, metric, arm=arm) if t.size}
+    columns = [size for size in study.sizes if size.model in tested]
     slope_parts, size_parts, table = [], [], []
     for against, kind in contrasts:
         per_size = comparisons.find(kind, eval_set, metric, arm=arm, against=against)
@@ -85,12 +89,10 @@ def _lead(study: Study, comparisons: Comparisons, eval_set: str, metric: str) ->
             )
         if kind == "effect":
             size_parts.append(f"against {against} hybrid {_verdicts_at(per_size)}")
-        table.append(
-            [
-                names[against],
-                *(f"{diff_text(t.estimate, metric)} {_word(t)}" for t in per_size),
-            ]
-        )
+        cells = {
+            t.size.model: f"{diff_text(t.estimate, metric)} {_word(t)}" for t in per_size if t.size
+        }
+        table.append([names[against], *(cells.get(size.model, "—") for size in columns)])
     if not table:
         return []
     direction = "" if higher_is_better(metric) else " (lower is better)"
@@ -99,8 +101,7 @@ def _lead(study: Study, comparisons: Comparisons, eval_set: str, metric: str) ->
     if slope_parts:
         text += " Per doubling of non-embedding parameters, " + "; ".join(slope_parts) + "."
     text += " By size, " + "; ".join(size_parts) + "."
-    sizes = [t.size.label for t in comparisons.find("effect", eval_set, metric, arm=arm) if t.size]
-    header = ["", *dict.fromkeys(sizes)]
+    header = ["", *(size.label for size in columns)]
     lines = [text, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in table]
     return [*lines, ""]

@@ -538,9 +538,10 @@ def plot_frontier(study: Study, comparisons: Comparisons, eval_set: str, path: P
     multi mAP) and (cross mAP, multi mAP) planes with their intervals.
 
     Returns:
-        The path written, or ``None`` when no size has an α sweep.
+        The path written, or ``None`` when no size has an α sweep, or ``eval_set`` is not
+        a LAReQA test set (the validation part chose checkpoints; it is not tested).
     """
-    if study.eval_kind[eval_set] != "lareqa":
+    if study.eval_kind[eval_set] != "lareqa" or not is_test_set(eval_set):
         return None
     panels = []
     for size in study.sizes:

@@ -119,7 +119,17 @@ def _missing_cells(study: Study) -> list[str]:
     missing = []
     for eval_set in study.eval_sets:
         for size in study.sizes:
+            # Hybrid alphas may be set per model (an α sweep at one size): a size's grid holds
+            # the alphas it has rows of, or every alpha when it has no hybrid row at all.
+            alphas = {
+                arm
+                for arm in study.arms
+                if arm.strategy == "hybrid"
+                and any(study.cell_rows(ev, size, arm) for ev in study.eval_sets)
+            }
             for arm in study.arms:
+                if arm.strategy == "hybrid" and alphas and arm not in alphas:
+                    continue
                 have = {r.get("seed") for r in study.cell_rows(eval_set, size, arm)}
                 want = [None] if arm.strategy == "untrained" else seeds
                 for s in want:
@@ -357,7 +367,8 @@ def section_training(study: Study) -> list[str]:
     trained = [r for r in study.rows if r["strategy"] != "untrained" and _training(r)]
     if not trained:
         return []
-    one_per_cell = {r["cell"]: r for r in trained}.values()
+    # By seed, so that the per-cell lists below are in seed order whatever the row order.
+    one_per_cell = sorted({r["cell"]: r for r in trained}.values(), key=lambda r: r["seed"] or 0)
     temperatures = sorted({_training(r).get("temperature") for r in one_per_cell} - {None})
     if temperatures:
         lines += [
