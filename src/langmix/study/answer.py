@@ -26,7 +26,7 @@ from langmix.study.comparisons import (
     is_test_set,
     verdict,
 )
-from langmix.study.results import METRIC_NAMES, OFFLINE_MODEL, Study
+from langmix.study.results import METRIC_NAMES, OFFLINE_MODEL, Study, missing_cells
 
 __all__ = ["coverage_sentence", "section_answer"]
 
@@ -150,6 +150,18 @@ def section_answer(study: Study, comparisons: Comparisons) -> list[str]:
         '## Answer'
     """
     lines = ["## Answer", ""]
+    missing = missing_cells(study)
+    if missing:
+        planned = len({r["cell"] for r in study.rows}) + len(
+            {m.rsplit(" on ", 1)[0] for m in missing} - {r["cell"] for r in study.rows}
+        )
+        lines += [
+            f"**Incomplete study: {len(missing)} (cell, evaluation set) results of the plan "
+            f"are missing ({len({r['cell'] for r in study.rows})} of {planned} cells have "
+            "results).** What follows covers only what has run; the list is under 'What was "
+            "run'.",
+            "",
+        ]
     paragraphs: list[str] = []
     for eval_set in study.eval_sets:
         if not is_test_set(eval_set):

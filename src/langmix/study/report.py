@@ -54,6 +54,7 @@ from langmix.study.results import (
     format_count,
     load_rows,
     load_study,
+    missing_cells,
 )
 
 # The data model lives in langmix.study.results; its names are re-exported so that
@@ -113,34 +114,6 @@ def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     return [*lines, ""]
 
 
-def _missing_cells(study: Study) -> list[str]:
-    """Cells of the implied grid (sizes x arms x seeds) without a row, per eval set."""
-    seeds = sorted({r["seed"] for r in study.rows if r.get("seed") is not None})
-    missing = []
-    for eval_set in study.eval_sets:
-        for size in study.sizes:
-            # Hybrid alphas may be set per model (an α sweep at one size): a size's grid holds
-            # the alphas it has rows of, or every alpha when it has no hybrid row at all.
-            alphas = {
-                arm
-                for arm in study.arms
-                if arm.strategy == "hybrid"
-                and any(study.cell_rows(ev, size, arm) for ev in study.eval_sets)
-            }
-            for arm in study.arms:
-                if arm.strategy == "hybrid" and alphas and arm not in alphas:
-                    continue
-                have = {r.get("seed") for r in study.cell_rows(eval_set, size, arm)}
-                want = [None] if arm.strategy == "untrained" else seeds
-                for s in want:
-                    if s not in have:
-                        where = f"{size.label} {arm.label}" + (
-                            f" seed {s}" if s is not None else ""
-                        )
-                        missing.append(f"{where} on {eval_set}")
-    return missing
-
-
 def section_run(study: Study) -> list[str]:
     """ "What was run / what was cut": grid, models, times, description, caveats.
 
@@ -195,7 +168,7 @@ def section_run(study: Study) -> list[str]:
             for size in study.sizes
         ],
     )
-    missing = _missing_cells(study)
+    missing = missing_cells(study)
     if missing:
         shown = "; ".join(missing[:20]) + (
             f"; … and {len(missing) - 20} more" if len(missing) > 20 else ""

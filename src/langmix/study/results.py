@@ -44,6 +44,7 @@ __all__ = [
     "format_count",
     "load_rows",
     "load_study",
+    "missing_cells",
 ]
 
 RESULTS = "results.jsonl"
@@ -293,6 +294,60 @@ def load_study(study_dir: str | os.PathLike[str]) -> Study:
         description=_description(directory),
         _index=dict(index),
     )
+
+
+def missing_cells(study: Study) -> list[str]:
+    """Cells of the grid without a row, per evaluation set.
+
+    The grid is the study's ``study.toml`` when it is there and valid (so sizes and arms that
+    have not run at all are counted too), else the grid the rows imply (sizes × arms × seeds).
+
+    Example:
+        >>> missing_cells(load_study("runs/cpu-full"))[:1]  # doctest: +SKIP
+        ['L12 mono seed 2 on xquad-r[:12]']
+    """
+    planned = _planned(study)
+    if planned is not None:
+        have = {(r["cell"], r["eval_set"]) for r in study.rows}
+        return [f"{cell} on {ev}" for cell, ev in planned if (cell, ev) not in have]
+    seeds = sorted({r["seed"] for r in study.rows if r.get("seed") is not None})
+    missing = []
+    for eval_set in study.eval_sets:
+        for size in study.sizes:
+            # Hybrid alphas may be set per model (an α sweep at one size): a size's grid holds
+            # the alphas it has rows of, or every alpha when it has no hybrid row at all.
+            alphas = {
+                arm
+                for arm in study.arms
+                if arm.strategy == "hybrid"
+                and any(study.cell_rows(ev, size, arm) for ev in study.eval_sets)
+            }
+            for arm in study.arms:
+                if arm.strategy == "hybrid" and alphas and arm not in alphas:
+                    continue
+                have = {r.get("seed") for r in study.cell_rows(eval_set, size, arm)}
+                want = [None] if arm.strategy == "untrained" else seeds
+                for s in want:
+                    if s not in have:
+                        where = f"{size.label} {arm.label}" + (
+                            f" seed {s}" if s is not None else ""
+                        )
+                        missing.append(f"{where} on {eval_set}")
+    return missing
+
+
+def _planned(study: Study) -> list[tuple[str, str]] | None:
+    """(cell key, evaluation set) of every cell ``study.toml`` plans, or ``None``."""
+    from langmix.study.config import load_study_config
+
+    path = study.directory / "study.toml"
+    if not path.is_file():
+        return None
+    try:
+        config = load_study_config(path)
+    except (DataError, TypeError, ValueError):
+        return None  # a report must still build; the runner validates the config
+    return [(cell.key, spec.name) for cell in config.cells() for spec in config.evals]
 
 
 # --------------------------------------------------------------------------- numbers
