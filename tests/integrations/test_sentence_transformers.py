@@ -22,6 +22,7 @@ from langmix.data.pairs import Pair, ParallelPairs
 from langmix.integrations.sentence_transformers import (
     SentenceTransformersAdapter,
     SentenceTransformersInfoNCELoss,
+    token_keys,
     training_prompts,
 )
 from langmix.sampling import LanguageBatchSampler
@@ -200,6 +201,45 @@ def test_loss_wrapper_masks_translations():
         loss(_columns(q, p), torch.tensor([0.5, 0.2, 0.1]))
     with pytest.raises(ValueError, match="positive column"):
         loss(_columns(q), torch.tensor([0, 1, 2]))
+
+
+def _tokens(embeddings, ids):
+    ids = torch.tensor(ids)
+    return {
+        "embedding": torch.tensor(embeddings, dtype=torch.float32),
+        "input_ids": ids,
+        "attention_mask": (ids != 1).long(),  # id 1 is padding, as in XLM-R's vocabulary
+    }
+
+
+def test_loss_wrapper_masks_identical_passages_by_their_tokens():
+    loss = SentenceTransformersInfoNCELoss(_Fixed(), temperature=0.05)
+    # Rows 0 and 1 are different questions (items 7 and 8) with the same answer passage
+    # (same tokens, padded differently): each is relevant to the other, so it is masked.
+    q = p = [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]
+    passages = _tokens(p, [[0, 55, 66, 2, 1], [0, 55, 66, 2, 1], [0, 77, 2, 1, 1]])
+    masked = float(loss([_columns(q)[0], passages], torch.tensor([7, 8, 3])))
+    assert masked == pytest.approx(0.0, abs=1e-6)
+    assert loss.info_nce.last_masked["same_text"] == 2
+    # Same embeddings, different tokens: a true negative, not masked.
+    other = _tokens(p, [[0, 55, 66, 2, 1], [0, 55, 67, 2, 1], [0, 77, 2, 1, 1]])
+    assert float(loss([_columns(q)[0], other], torch.tensor([7, 8, 3]))) == pytest.approx(
+        2 * math.log(2) / 3, abs=1e-4
+    )
+    # A hard negative with row 2's passage tokens is row 2's positive: masked for row 2 only.
+    negatives = _tokens(
+        [[0.0, 1.0], [0.0, 0.0], [0.0, 0.0]], [[0, 77, 2, 1, 1], [0, 9, 2, 1, 1], [0, 8, 2, 1, 1]]
+    )
+    loss([_columns(q)[0], other, negatives], torch.tensor([7, 8, 3]))
+    assert loss.info_nce.last_masked["hard_negatives"] == 1
+    # Padding does not matter; a token does, and so does the length.
+    keys = token_keys(
+        {
+            "input_ids": torch.tensor([[0, 5, 2, 1], [0, 5, 2, 1], [0, 5, 2, 0]]),
+            "attention_mask": torch.tensor([[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 1]]),
+        }
+    )
+    assert keys[0] == keys[1] != keys[2]
 
 
 def test_constraints_are_checked(pairs, monkeypatch):
