@@ -183,7 +183,8 @@ def test_cli_train_errors_are_one_line(tmp_path, data_dir, capsys, extra, messag
 
 
 def test_early_stopping_keeps_the_best_checkpoint(tmp_path, data_dir, offline_cache, monkeypatch):
-    values = iter([2.5, 2.0, 1.5, 1.7, 1.6, 1.0])  # step 0 (untrained) first
+    # Step 0 (the untrained model) scores best, but only trained steps are candidates.
+    values = iter([0.5, 2.0, 1.5, 1.7, 1.6, 1.0])
     monkeypatch.setattr(Trainer, "_validation_loss", lambda self, model, st_model: next(values))
     out = tmp_path / "run"
     summary = train(

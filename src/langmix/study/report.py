@@ -392,8 +392,9 @@ def section_training(study: Study) -> list[str]:
                 ]
             )
     lines += [
-        "Steps kept per cell (seeds in order): the validated step with the lowest validation "
-        "loss, 0 meaning the untrained model.",
+        "Steps kept per cell (seeds in order): the trained step with the lowest validation "
+        "loss (step 0, the untrained model, is scored as the curve's reference but never kept; "
+        "the check below compares the kept model with it).",
         "",
         *_table(["size", "strategy", "max steps", "steps kept", "stopped early", "lr"], body),
     ]

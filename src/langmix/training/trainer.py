@@ -425,10 +425,12 @@ class Trainer:
         window_masked: dict[str, int] = {}  # masked logit entries of this rank, per kind
         model.train()
         if self.eval_steps and state.step == 0 and not state.history:
-            # The untrained model's validation loss: the curve starts from it, and if no step
-            # beats it the best model is the untrained one (and the study says so).
+            # The untrained model's validation loss, as the curve's reference point. It is not
+            # a candidate for the best step: a trained arm is a trained model (a study checks
+            # it against the untrained one separately), and early stopping counts only
+            # trained steps, so a curve that first rises (random batches) is not cut at once.
             self.reporter.emit("validate", 0)
-            self._evaluate(model, st_model, state, log_path)
+            self._evaluate(model, st_model, state, log_path, candidate=False)
         loop_started = time.perf_counter()
         for batch in self.sampler.batches(state.step, self.total_steps):
             started = time.perf_counter()
@@ -522,15 +524,17 @@ class Trainer:
         model.train()
         return total / len(self.validation_batches)
 
-    def _evaluate(self, model, st_model, state: TrainerState, log_path: Path) -> None:
+    def _evaluate(
+        self, model, st_model, state: TrainerState, log_path: Path, *, candidate: bool = True
+    ) -> None:
         value = self._validation_loss(model, st_model)
         improved = state.best_validation_loss is None or value < state.best_validation_loss
-        if improved:
+        if candidate and improved:
             state.best_validation_loss = value
             state.best_step = state.step
             state.evaluations_without_improvement = 0
             checkpoints.save_best(self.accelerator, st_model, self.out, state.step)
-        else:
+        elif candidate:
             state.evaluations_without_improvement += 1
         state.history.append({"step": state.step, "validation_loss": round(value, 6)})
         if self.accelerator.is_main_process:
