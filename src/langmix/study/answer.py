@@ -171,15 +171,16 @@ def section_answer(study: Study, comparisons: Comparisons) -> list[str]:
     if not paragraphs:
         return [*lines, "No answer yet: no size has both hybrid and a trained baseline.", ""]
     sizes = ", ".join(s.name for s in study.sizes)
+    # The answer itself comes first; how to read it follows.
     lines += [
-        "How the difference hybrid − baseline (each baseline separately) and the synergy "
-        "margin change with model size "
+        *paragraphs,
+        "Read: each line is the difference hybrid − baseline (each baseline separately) or "
+        "the synergy margin, at each model size "
         f"({sizes}; non-embedding parameters), with {CONFIDENCE:.0%} intervals; 'helps', "
         f"'hurts' and a trend need a Holm-adjusted p below {1 - CONFIDENCE:.2f} (the "
         "intervals are not adjusted, so an interval may exclude 0 where the adjusted test "
-        "does not reject):",
+        "does not reject).",
         "",
-        *paragraphs,
         coverage_sentence(study, comparisons),
         "",
         "The other metrics (mono and cross mAP, rank distance) are in the effect, synergy "
