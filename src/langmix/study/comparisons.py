@@ -212,8 +212,6 @@ def _metric_tests(
     out.clusters[eval_set] = draws.n_clusters
     for key in cells:
         out.cells[(eval_set, metric, *key)] = estimate(draws, {key: 1.0}, confidence=CONFIDENCE)
-    if not is_test_set(eval_set):
-        return []
 
     def contrast(size: Size, arm: Arm, against: str) -> dict[_CellKey, float] | None:
         hybrid = (size.model, arm)
@@ -273,6 +271,8 @@ def compute_comparisons(study: Study, *, n_resamples: int = 4000, seed: int = 0)
     out = Comparisons()
     tests: list[Test] = []
     for eval_set in study.eval_sets:
+        if not is_test_set(eval_set):
+            continue  # nothing is estimated or tested on the checkpoint-choosing data
         for metric in TESTED[study.eval_kind[eval_set]]:
             tests += _metric_tests(study, out, eval_set, metric, n_resamples, seed)
     for kind in KINDS:
