@@ -577,7 +577,10 @@ def plot_frontier(study: Study, comparisons: Comparisons, eval_set: str, path: P
     if not panels:
         return None
     return alpha_frontier(
-        path, panels, title=f"{eval_set}: the α frontier ({CONFIDENCE:.0%} CI per arm)"
+        path,
+        panels,
+        title=f"{eval_set}: the α frontier ({CONFIDENCE:.0%} CI of each arm alone; the "
+        "synergy tests are paired and narrower)",
     )
 
 
@@ -665,6 +668,8 @@ def draw_plots(study: Study, comparisons: Comparisons) -> dict[str, list[tuple[s
     out: dict[str, list[tuple[str, Path]]] = {}
     folder = study.directory / PLOTS
     for eval_set in study.eval_sets:
+        if not is_test_set(eval_set):
+            continue  # the checkpoint-choosing part: tables only, for the untrained check
         name = safe_name(eval_set)
         lareqa = study.eval_kind[eval_set] == "lareqa"
         figures: list[tuple[str, Path | None]] = [
