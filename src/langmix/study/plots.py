@@ -186,6 +186,14 @@ def _figure(n_panels: int) -> tuple[Figure, list]:
     return fig, list(axes)
 
 
+def _finish(fig: Figure, axes: list, title: str, path: str | os.PathLike[str]) -> Path:
+    """The legend of the first panel, the figure title, and the PNG: how every figure ends."""
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
 def _size_axis(ax, xticks: Sequence[tuple[float, str]]) -> None:
     # Sizes span orders of magnitude, so log x; ticks at the actual models, named by
     # label and count, are easier to read than powers of ten.
@@ -234,10 +242,7 @@ def metric_vs_size(
             )
         ax.set_title(panel_title)
         _size_axis(ax, xticks)
-    axes[0].legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    return save_figure(fig, path)
+    return _finish(fig, axes, title, path)
 
 
 def hybrid_gain(
@@ -275,10 +280,7 @@ def hybrid_gain(
         ax.set_title(panel_title)
         ax.set_ylabel(ylabel)
         _size_axis(ax, xticks)
-    axes[0].legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    return save_figure(fig, path)
+    return _finish(fig, axes, title, path)
 
 
 def alpha_frontier(
@@ -343,10 +345,7 @@ def alpha_frontier(
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    return save_figure(fig, path)
+    return _finish(fig, axes, title, path)
 
 
 def loss_curves(
@@ -383,10 +382,7 @@ def loss_curves(
         ax.set_xlabel("step")
         ax.set_ylabel("validation loss")
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    return save_figure(fig, path)
+    return _finish(fig, axes, title, path)
 
 
 def pair_heatmap(
