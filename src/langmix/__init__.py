@@ -25,7 +25,7 @@ _API = {
     "load_model": "langmix.models.loading",
     "LanguageBatchSampler": "langmix.sampling.sampler",
     "SentenceTransformersAdapter": "langmix.integrations.sentence_transformers",
-    "SentenceTransformersInfoNCELoss": "langmix.integrations.sentence_transformers",
+    "SentenceTransformersInfoNCELoss": "langmix.integrations.sentence_transformers_loss",
     "InfoNCELoss": "langmix.training.loss",
     "TrainArguments": "langmix.training.arguments",
     "train": "langmix.training.trainer",

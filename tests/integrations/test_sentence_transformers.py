@@ -21,9 +21,11 @@ from langmix.data.lareqa import load_lareqa
 from langmix.data.pairs import Pair, ParallelPairs
 from langmix.integrations.sentence_transformers import (
     SentenceTransformersAdapter,
+    training_prompts,
+)
+from langmix.integrations.sentence_transformers_loss import (
     SentenceTransformersInfoNCELoss,
     token_keys,
-    training_prompts,
 )
 from langmix.sampling import LanguageBatchSampler
 
