@@ -150,6 +150,9 @@ class Trainer:
             rank=self.rank,
             world_size=self.world_size,
         )
+        # Recorded in the config and the summary, so a report can say which strategies trained
+        # on fewer languages.
+        self.mono_languages_dropped = self.sampler.dropped_languages()
         self._check_hard_negatives()
         steps_per_epoch = self.sampler.steps_per_epoch
         if args.max_steps is not None:
@@ -239,7 +242,7 @@ class Trainer:
             "save_steps": self.save_steps,
             "validation_batches": len(self.validation_batches),
             "split": self.split,
-            "mono_languages_dropped": self.sampler.dropped_languages(),
+            "mono_languages_dropped": self.mono_languages_dropped,
             "training_sets": self._describe_sets(self.train_sets),
             "validation_sets": self._describe_sets(self.validation_sets),
             "model_parameters": parameters,
@@ -563,7 +566,7 @@ class Trainer:
             "best_validation_loss": state.best_validation_loss,
             "validation_history": state.history,
             "split": self.split,
-            "mono_languages_dropped": self.sampler.dropped_languages(),
+            "mono_languages_dropped": self.mono_languages_dropped,
             "temperature": self.args.temperature,
             "learning_rate": self.args.learning_rate,
             "model": str(target) if self.args.save_model else None,
