@@ -18,6 +18,7 @@ USAGE = """usage: langmix COMMAND [options]
 
 commands:
   train    fine-tune a dual encoder with mono / cross / hybrid / random batches
+  distill  distil a shallower student from the 12-layer offline model (an offline size)
   study    run a scaling study (models x strategies x seeds), resumable, with a report
   report   rebuild a study's report.md and plots from its results.jsonl
   publish  copy a study's results and reduced per-query arrays to a folder, with its report
@@ -117,6 +118,23 @@ def _train(argv: Sequence[str]) -> int:
     )
     if summary["model"]:
         print(f"wrote {summary['model']}")
+    return 0
+
+
+def _distill(argv: Sequence[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from langmix.distillation import DistillArguments, distill
+
+    parser = HfArgumentParser((DistillArguments, ConsoleArguments), prog="langmix distill")
+    args, console = parser.parse_args_into_dataclasses(list(argv))
+    with library_output(console.verbose):
+        summary = distill(args)
+    print(
+        f"distilled L{args.layers} in {summary['steps']} steps "
+        f"({summary['seconds_per_step']} s/step), final loss {summary['final_loss']}"
+    )
+    print(f"wrote {summary['model']}")
     return 0
 
 
@@ -319,6 +337,7 @@ def _models(argv: Sequence[str]) -> int:
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": _train,
+    "distill": _distill,
     "study": _study,
     "report": _report,
     "publish": _publish,

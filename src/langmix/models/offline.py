@@ -16,6 +16,10 @@ builder, is rebuilt.
 ``offline:multilingual-e5-small@L{k}`` (``k`` in 1..12) keeps only the first ``k`` transformer
 layers. The cut is made in memory after loading the full directory: one cached copy serves every
 size.
+
+``offline:multilingual-e5-small-distilled@L{k}`` (``k`` in 1..11) is a student of ``k`` layers
+distilled from the 12-layer model by :mod:`langmix.distillation` with the default recipe. It is
+distilled on first use (minutes on 2 cores) and cached by the recipe's hash.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 
 OFFLINE_PREFIX = "offline:"
 OFFLINE_MODEL = "offline:multilingual-e5-small"
+DISTILLED_MODEL = "offline:multilingual-e5-small-distilled"
 #: Directory name of the cached build, under ``<cache>/models/``.
 OFFLINE_DIR_NAME = "multilingual-e5-small-q4"
 SOURCE_RECORD = "langmix_source.json"
@@ -56,6 +61,10 @@ class OfflineSpec:
     base: str
     layers: int | None
 
+    @property
+    def distilled(self) -> bool:
+        return self.base == DISTILLED_MODEL
+
 
 def offline_model_names() -> list[str]:
     """All valid ``offline:`` names: the full model and its ``@L1`` .. ``@L12`` cuts.
@@ -71,30 +80,43 @@ def parse_offline_name(name: str) -> OfflineSpec:
     """Validate an ``offline:`` name and split off its layer count.
 
     Args:
-        name: ``offline:multilingual-e5-small`` or ``offline:multilingual-e5-small@L{k}``.
+        name: ``offline:multilingual-e5-small``, ``offline:multilingual-e5-small@L{k}``
+            (a cut) or ``offline:multilingual-e5-small-distilled@L{k}`` (a student).
 
     Raises:
-        ValueError: For an unknown model or a layer count outside 1..12; the message lists the
+        ValueError: For an unknown model or a layer count out of range; the message lists the
             valid names.
 
     Example:
         >>> parse_offline_name("offline:multilingual-e5-small@L2").layers
         2
+        >>> parse_offline_name("offline:multilingual-e5-small-distilled@L4").distilled
+        True
     """
-    valid = f"{OFFLINE_MODEL} or {OFFLINE_MODEL}@L{{k}} with k in 1..{E5_NUM_LAYERS}"
+    valid = (
+        f"{OFFLINE_MODEL}, {OFFLINE_MODEL}@L{{k}} with k in 1..{E5_NUM_LAYERS}, or "
+        f"{DISTILLED_MODEL}@L{{k}} with k in 1..{E5_NUM_LAYERS - 1}"
+    )
     match = _NAME_RE.match(name.strip())
-    if not match or f"{OFFLINE_PREFIX}{match['base']}" != OFFLINE_MODEL:
+    base = f"{OFFLINE_PREFIX}{match['base']}" if match else None
+    if base not in (OFFLINE_MODEL, DISTILLED_MODEL):
         raise ValueError(f"unknown offline model {name!r}; valid names: {valid}")
     layers_text = match["layers"]
     if layers_text is None:
+        if base == DISTILLED_MODEL:
+            raise ValueError(
+                f"{name!r} needs a layer count: {DISTILLED_MODEL}@L{{k}}, k in "
+                f"1..{E5_NUM_LAYERS - 1} (valid names: {valid})"
+            )
         return OfflineSpec(name=OFFLINE_MODEL, base=OFFLINE_MODEL, layers=None)
-    if not layers_text.isdigit() or not 1 <= int(layers_text) <= E5_NUM_LAYERS:
+    top = E5_NUM_LAYERS - 1 if base == DISTILLED_MODEL else E5_NUM_LAYERS
+    if not layers_text.isdigit() or not 1 <= int(layers_text) <= top:
         raise ValueError(
-            f"invalid layer count {layers_text!r} in {name!r}: use @L1 .. @L{E5_NUM_LAYERS} "
+            f"invalid layer count {layers_text!r} in {name!r}: use @L1 .. @L{top} "
             f"(valid names: {valid})"
         )
     k = int(layers_text)
-    return OfflineSpec(name=f"{OFFLINE_MODEL}@L{k}", base=OFFLINE_MODEL, layers=k)
+    return OfflineSpec(name=f"{base}@L{k}", base=base, layers=k)
 
 
 def offline_model_path(cache_dir: str | Path | None = None, *, build: bool = True) -> Path:
@@ -338,6 +360,14 @@ def load_offline_model(
     from sentence_transformers import SentenceTransformer
 
     spec = parse_offline_name(name)
+    if spec.distilled:
+        from langmix.distillation import distilled_model_dir
+
+        assert spec.layers is not None
+        path = distilled_model_dir(spec.layers, cache_dir=cache_dir)
+        model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        model.langmix_name = spec.name  # type: ignore[attr-defined]
+        return model
     path = offline_model_path(cache_dir)
     model = SentenceTransformer(str(path), device=device, local_files_only=True)
     if spec.layers is not None and spec.layers != E5_NUM_LAYERS:

@@ -230,6 +230,38 @@ def _check_list(path: Path, where: str, key: str, value: Any, types: tuple[type,
     return value
 
 
+def _distilled_split_problem(name: str, train: dict[str, Any]) -> str | None:
+    """Why a distilled student cannot take part in a study with these [train] settings.
+
+    A student was distilled on the training part of MLQA-R under one split; a study that
+    splits otherwise (fractions, seed, or a language subset, which changes the article
+    groups) could test on text the student has seen.
+    """
+    from langmix.distillation.arguments import DistillArguments
+    from langmix.models.offline import OFFLINE_PREFIX, parse_offline_name
+
+    if not name.startswith(OFFLINE_PREFIX) or not parse_offline_name(name).distilled:
+        return None
+    recipe = DistillArguments(layers=1, output_dir="-")
+    study = {
+        "validation_fraction": train.get("validation_fraction", 0.1),
+        "test_fraction": train.get("test_fraction", 0.0),
+        "split_seed": train.get("split_seed", 0),
+    }
+    differs = [k for k, v in study.items() if v != getattr(recipe, k)]
+    if train.get("languages"):
+        differs.append("languages")
+    if not differs:
+        return None
+    return (
+        f"{name} was distilled on the training part of {recipe.dataset} split with "
+        f"validation_fraction = {recipe.validation_fraction}, test_fraction = "
+        f"{recipe.test_fraction}, split_seed = {recipe.split_seed} and all languages; this "
+        f"study's [train] differs in {', '.join(differs)}, so its held-out parts could hold "
+        "text the student was distilled on (use those settings, or a layer cut)"
+    )
+
+
 def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     """Read and validate a study TOML file (layout in the module docstring).
 
@@ -391,6 +423,9 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         except (TypeError, ValueError) as exc:
             where = f"[[models]] {model.label}" if model.train else "[train]"
             raise _fail(path, f"bad training options: {exc}", where) from exc
+        problem = _distilled_split_problem(model.name, train)
+        if problem:
+            raise _fail(path, problem, f"[[models]] {model.label}")
 
     eval_raw = raw.get("eval", [])
     if not isinstance(eval_raw, list) or not eval_raw:
