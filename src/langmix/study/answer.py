@@ -26,7 +26,14 @@ from langmix.study.comparisons import (
     is_test_set,
     verdict,
 )
-from langmix.study.results import METRIC_NAMES, OFFLINE_MODEL, Study, missing_cells
+from langmix.study.families import FamilyComparison, answer_sentence
+from langmix.study.results import (
+    DISTILLED_MODEL,
+    METRIC_NAMES,
+    OFFLINE_MODEL,
+    Study,
+    missing_cells,
+)
 
 __all__ = ["coverage_sentence", "section_answer"]
 
@@ -135,12 +142,15 @@ def coverage_sentence(study: Study, comparisons: Comparisons) -> str:
     return text
 
 
-def section_answer(study: Study, comparisons: Comparisons) -> list[str]:
+def section_answer(
+    study: Study, comparisons: Comparisons, families: FamilyComparison | None = None
+) -> list[str]:
     """The generated answer, first in the report.
 
     Args:
         study: The loaded study.
         comparisons: Its comparisons (:func:`langmix.study.comparisons.compute_comparisons`).
+        families: Its claims paired with another size family's, if the study names one.
 
     Returns:
         The section's markdown lines, starting with its ``## Answer`` heading.
@@ -172,6 +182,8 @@ def section_answer(study: Study, comparisons: Comparisons) -> list[str]:
         return [*lines, "No answer yet: no size has both hybrid and a trained baseline.", ""]
     sizes = ", ".join(s.name for s in study.sizes)
     # The answer itself comes first; how to read it follows.
+    if families is not None:
+        paragraphs += [answer_sentence(families), ""]
     lines += [
         *paragraphs,
         "Read: each line is the difference hybrid − baseline (each baseline separately) or "
@@ -191,6 +203,12 @@ def section_answer(study: Study, comparisons: Comparisons) -> list[str]:
         lines += [
             "The sizes here are depth cuts of one model (see below), so this trend is a "
             "proxy; the hub family answers the size question.",
+            "",
+        ]
+    if any(DISTILLED_MODEL.match(size.model) for size in study.sizes):
+        lines += [
+            "The smaller sizes here are students distilled from one model (see below), so "
+            "this trend is a proxy; the hub family answers the size question.",
             "",
         ]
     return lines

@@ -5,6 +5,8 @@ Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
     [study]
     name = "demo"
     description = "What was run and what was cut, in words (printed in the report)."
+    compare_with = "cpu-full"   # optional: a sibling study (another size family) whose claims
+                                # the report pairs with this one's (langmix.study.families)
     strategies = ["mono", "cross", "hybrid", "random"]
     alphas = [0.5]              # hybrid only; one cell per alpha
     seeds = [0]
@@ -198,6 +200,7 @@ _NUMBER = (int, float)
 _STUDY_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "description": (str,),
+    "compare_with": (str,),
     "untrained": (bool,),
     "keep_models": (bool,),
     "report_to": (str,),
@@ -300,6 +303,7 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     allowed = {
         "name",
         "description",
+        "compare_with",
         "strategies",
         "alphas",
         "seeds",

@@ -41,6 +41,7 @@ from langmix.study.comparisons import (
 )
 from langmix.study.plots import draw_plots
 from langmix.study.results import (
+    DISTILLED_MODEL,
     METRIC_NAMES,
     OFFLINE_MODEL,
     RESULTS,
@@ -133,6 +134,16 @@ def section_run(study: Study) -> list[str]:
             "these sizes mixes the effect of size with the damage of the cut. The hub family "
             "(`configs/paper-gpu.toml`: separately pretrained models of increasing size) is "
             "the real answer to the size question.",
+            "",
+        ]
+    if any(DISTILLED_MODEL.match(size.model) for size in study.sizes):
+        lines += [
+            "**The offline family is distilled.** Its smaller sizes are students distilled "
+            "from the 12-layer model (`langmix distill`, see docs/distillation.md): working "
+            "models before any "
+            "fine-tuning, unlike cuts, but all made from one teacher's knowledge on a small "
+            "text budget. The hub family (`configs/paper-gpu.toml`) is the real answer to the "
+            "size question.",
             "",
         ]
     trained = {r["strategy"] for r in rows if r["strategy"] != "untrained"}
@@ -511,6 +522,26 @@ def build_report(
     study = load_study(study_dir)
     comparisons = compute_comparisons(study, n_resamples=n_resamples, seed=seed)
     figures = draw_plots(study, comparisons)
+    families, families_lines = None, []
+    if study.compare_with:
+        from langmix.study.families import compare_families, section_families
+
+        other_dir = study.directory.parent / study.compare_with
+        if (other_dir / RESULTS).is_file():
+            families = compare_families(
+                study,
+                load_study(other_dir),
+                ours_comparisons=comparisons,
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            families_lines = section_families(families)
+        else:
+            families_lines = section_families(
+                None,
+                f'`compare_with = "{study.compare_with}"` names a study beside this one, '
+                f"but {other_dir.name}/{RESULTS} is not there, so the families are not compared.",
+            )
     # The newest row's time, not the clock: the same results give the same report, byte
     # for byte, so a committed report can be checked against a rebuild.
     finished = sorted(str(r["finished_at"]) for r in study.rows if r.get("finished_at"))
@@ -524,11 +555,12 @@ def build_report(
         "against the baselines (mono, cross, random), measured by mAP, with confidence "
         "intervals?",
         "",
-        *section_answer(study, comparisons),
+        *section_answer(study, comparisons, families),
         *section_run(study),
         *section_training(study),
         *section_results(study),
         *section_significance(study, comparisons),
+        *families_lines,
         *section_plots(study, figures),
     ]
     path = study.directory / REPORT

@@ -31,6 +31,7 @@ from langmix.data.errors import DataError
 from langmix.study.statistics import seed_summary
 
 __all__ = [
+    "DISTILLED_MODEL",
     "METRIC_NAMES",
     "OFFLINE_MODEL",
     "RESULTS",
@@ -51,8 +52,10 @@ RESULTS = "results.jsonl"
 
 # Table order of the paper (untrained reference first, random last).
 STRATEGY_ORDER = ("untrained", "mono", "cross", "hybrid", "random")
-# Models of the offline family: layer cuts of one pretrained model, a proxy for size.
-OFFLINE_MODEL = re.compile(r"^offline:.+@L\d+$")
+# Models of the offline families, proxies for size: layer cuts of one pretrained model, and
+# students distilled from it (langmix.distillation).
+OFFLINE_MODEL = re.compile(r"^offline:[^@]+(?<!-distilled)@L\d+$")
+DISTILLED_MODEL = re.compile(r"^offline:[^@]+-distilled@L\d+$")
 
 METRIC_NAMES = {
     "map_mono": "mAP mono",
@@ -137,6 +140,8 @@ class Study:
         eval_kind: ``"lareqa"`` or ``"miracl"`` per evaluation set.
         arms: Every arm present, in table order.
         description: ``[study] description`` of ``study.toml``, if any.
+        compare_with: ``[study] compare_with``: the name of a sibling study directory whose
+            claims the report pairs with this study's (another size family), if any.
 
     Example:
         >>> study = load_study("runs/scaling")  # doctest: +SKIP
@@ -152,6 +157,7 @@ class Study:
     eval_kind: dict[str, str]
     arms: list[Arm]
     description: str = ""
+    compare_with: str = ""
     _index: dict[tuple[str, str, Arm], list[dict[str, Any]]] = field(default_factory=dict)
     _per_query: dict[Path, Mapping[str, np.ndarray] | None] = field(default_factory=dict)
 
@@ -234,7 +240,8 @@ def _arm(row: dict[str, Any]) -> Arm:
     return Arm(strategy, float(alpha) if strategy == "hybrid" and alpha is not None else None)
 
 
-def _description(directory: Path) -> str:
+def _study_setting(directory: Path, key: str) -> str:
+    """``[study] key`` of ``study.toml`` as text ("" when absent or unreadable)."""
     path = directory / "study.toml"
     if not path.is_file():
         return ""
@@ -243,7 +250,7 @@ def _description(directory: Path) -> str:
     except tomllib.TOMLDecodeError:
         return ""  # the report must still build; the runner validates the config
     study = config.get("study", {})
-    return str(study.get("description", "")).strip() if isinstance(study, dict) else ""
+    return str(study.get(key, "")).strip() if isinstance(study, dict) else ""
 
 
 def load_study(study_dir: str | os.PathLike[str]) -> Study:
@@ -291,7 +298,8 @@ def load_study(study_dir: str | os.PathLike[str]) -> Study:
         eval_sets=list(eval_kind),
         eval_kind=eval_kind,
         arms=sorted({arm for (_, _, arm) in index}, key=lambda a: a.sort_key),
-        description=_description(directory),
+        description=_study_setting(directory, "description"),
+        compare_with=_study_setting(directory, "compare_with"),
         _index=dict(index),
     )
 
