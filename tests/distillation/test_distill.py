@@ -277,3 +277,25 @@ def test_resumes_after_sigkill_to_the_same_student(
     whole_log = (whole / "train_log.jsonl").read_text()
     assert (out / "train_log.jsonl").read_text() == whole_log
     assert not (out / "checkpoints").exists()
+
+
+def test_a_study_distils_its_students_first_with_its_data(tmp_path, monkeypatch):
+    from langmix.study.config import load_study_config
+    from langmix.study.runner import StudyRunner
+
+    calls = []
+
+    def fake(layers, *, cache_dir=None, data_dir=None, build=True):
+        calls.append((layers, data_dir, build))
+        if not build:
+            raise FileNotFoundError("not distilled yet")
+        return tmp_path
+
+    monkeypatch.setattr("langmix.distillation.distilled_model_dir", fake)
+    config = tmp_path / "study.toml"
+    text = STUDY.format(test_fraction=0.2)
+    config.write_text(text + '\n[[models]]\nname = "offline:multilingual-e5-small@L2"\n')
+    study = load_study_config(config)
+    study.train["data_dir"] = "/somewhere"
+    StudyRunner(study, tmp_path / "out", show_progress=False)._prepare_students(study.cells())
+    assert calls == [(4, None, False), (4, "/somewhere", True)]

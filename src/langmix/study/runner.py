@@ -283,6 +283,26 @@ class StudyRunner:
             log.setLevel(level)
             handler.close()
 
+    def _prepare_students(self, todo: list[Cell]) -> None:
+        """Distil the students the grid names before the first cell, with the study's data.
+
+        A student is otherwise distilled when a cell first loads it, where the study's
+        ``--data-dir`` does not reach (``load_model`` takes no data directory).
+        """
+        from langmix.distillation import distilled_model_dir
+        from langmix.models.offline import OFFLINE_PREFIX, parse_offline_name
+
+        names = sorted({c.model.name for c in todo if c.model.name.startswith(OFFLINE_PREFIX)})
+        for name in names:
+            spec = parse_offline_name(name)
+            if not spec.distilled or spec.layers is None:
+                continue
+            try:
+                distilled_model_dir(spec.layers, build=False)
+            except FileNotFoundError:
+                self._say(f"{spec.name}: distilling the student (first use; cached afterwards)")
+                distilled_model_dir(spec.layers, data_dir=self.config.train.get("data_dir"))
+
     def _run(self, started: float) -> StudySummary:
         results = self.out / RESULTS
         done = {(r["cell"], r["eval_set"]) for r in _repair_results(results)}
@@ -298,6 +318,7 @@ class StudyRunner:
             f"study {self.config.name}: {len(cells)} cells × {len(self.config.evals)} evaluation "
             f"sets; {skipped} cells already done, {len(todo)} to run"
         )
+        self._prepare_students(todo)
         failed: list[str] = []
         durations: dict[tuple[str, bool], list[float]] = {}
         try:
