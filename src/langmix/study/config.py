@@ -243,7 +243,13 @@ def _distilled_split_problem(name: str, train: dict[str, Any]) -> str | None:
     from langmix.distillation.arguments import DistillArguments
     from langmix.models.offline import OFFLINE_PREFIX, parse_offline_name
 
-    if not name.startswith(OFFLINE_PREFIX) or not parse_offline_name(name).distilled:
+    if not name.startswith(OFFLINE_PREFIX):
+        return None
+    try:
+        distilled = parse_offline_name(name).distilled
+    except ValueError:
+        return None  # an unknown name is refused with the other unrunnable settings
+    if not distilled:
         return None
     recipe = DistillArguments(layers=1, output_dir="-")
     study = {
