@@ -41,6 +41,11 @@ from langmix.distillation.student import encoder_layers, make_student
 from langmix.distillation.texts import PASSAGE, QUERY, DistillationTexts, distillation_texts
 from langmix.outputs import OutputDirError, append_jsonl, ensure_writable, write_json_atomic
 from langmix.training.checkpoints import load_trainable, save_trainable, truncate_jsonl
+from langmix.training.optimization import (
+    adamw_with_warmup,
+    freeze_poolers,
+    freeze_word_embeddings,
+)
 
 RECIPE_FILE = "recipe.json"
 SUMMARY_FILE = "summary.json"
@@ -196,35 +201,6 @@ def _save_checkpoint(out: Path, student: Any, optimizer: Any, scheduler: Any, st
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _optimizer(student: Any, args: DistillArguments) -> tuple[Any, Any]:
-    from transformers import get_linear_schedule_with_warmup
-
-    decay, no_decay = [], []
-    for name, param in student.named_parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": args.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=args.learning_rate,
-    )
-    warmup = round(args.warmup_ratio * args.steps)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, args.steps)
-
-
-def _freeze(student: Any) -> None:
-    # Word embeddings are ~96M of the parameters and shared with the teacher's vocabulary;
-    # the pooler never reaches a sentence embedding (mean pooling).
-    for name, module in student.named_modules():
-        if name.endswith("pooler"):
-            module.requires_grad_(False)
-        word = getattr(module, "word_embeddings", None)
-        if isinstance(word, torch.nn.Embedding):
-            word.weight.requires_grad_(False)
-
-
 def distill(args: DistillArguments, *, show_progress: bool = True) -> dict[str, Any]:
     """Distil (or resume distilling) a student into ``args.output_dir``.
 
@@ -274,9 +250,17 @@ def distill(args: DistillArguments, *, show_progress: bool = True) -> dict[str, 
 
     student = make_student(teacher, args.layers)
     del teacher
-    _freeze(student)
+    # Word embeddings are ~96M of the parameters and the teacher's vocabulary.
+    freeze_poolers(student)
+    freeze_word_embeddings(student)
     student.train()
-    optimizer, scheduler = _optimizer(student, args)
+    optimizer, scheduler = adamw_with_warmup(
+        student,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        warmup_steps=round(args.warmup_ratio * args.steps),
+        total_steps=args.steps,
+    )
     start = 0
     checkpoint = _latest_checkpoint(out)
     if checkpoint is not None:
