@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from langmix.distillation import DistillArguments, distill, layer_map
 from langmix.distillation.texts import DistillationTexts, check_unseen, distillation_texts
 from langmix.models import load_model
 from langmix.models.offline import parse_offline_name
+from progress_kills import kill_at_progress
 
 TINY = [
     "--layers", "2",
@@ -209,12 +208,15 @@ def test_distillation_is_deterministic_and_the_student_loads(
     assert model.prompts["query"] == "query: "
     record = json.loads((whole / "model" / "langmix_distill.json").read_text())
     assert record["recipe"]["layers"] == 2 and record["texts"] == {"de": 24, "en": 24}
-    # A finished run is returned, not redone; another recipe in the same folder is refused.
+    # A finished run is returned, not redone; another recipe in the same folder is refused,
+    # or replaced with overwrite (in this test's own copy: the fixture's run stays as it is).
     assert distill(_tiny(whole, data_dir), show_progress=False) == first
-    other = _tiny(whole, data_dir)
+    other = _tiny(tmp_path / "b", data_dir)
     other.learning_rate = 3e-4
-    with pytest.raises(ValueError, match=r"another recipe.*learning_rate"):
+    with pytest.raises(ValueError, match=r"other settings \(learning_rate differ\)"):
         distill(other, show_progress=False)
+    other.overwrite = True
+    assert distill(other, show_progress=False)["recipe"]["learning_rate"] == 3e-4
 
 
 def test_student_starts_as_the_teachers_chosen_layers(offline_cache):
@@ -252,27 +254,23 @@ def test_resumes_after_sigkill_to_the_same_student(
     command += ["--output-dir", str(out), "--data-dir", str(data_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     rng = random.Random(int(os.environ.get("LANGMIX_KILL_SEED", "0")))
-    killed = False
-    for _ in range(2):
-        # At most 5 of 8 steps logged: 3 steps and the model's save are left to interrupt.
-        target, delay = rng.randint(2, 5), rng.uniform(0.0, 0.1)
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # At most 5 of 8 steps logged: 3 steps and the model's save are left to interrupt.
+    moments = [(rng.randint(2, 5), rng.uniform(0.0, 0.1)) for _ in range(2)]
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             start_new_session=True,
         )  # fmt: skip
-        while process.poll() is None and _lines(out / "train_log.jsonl") < target:
-            time.sleep(0.02)
-        try:
-            process.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            killed = True
-        else:
-            assert process.returncode == 0, process.stderr.read()[-2000:]
+
+    landed = kill_at_progress(
+        start,
+        lambda: _lines(out / "train_log.jsonl"),
+        moments,
+    )
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert killed
+    assert landed, "no kill landed before the run finished"
     _assert_same_weights(whole, out)
     whole_log = (whole / "train_log.jsonl").read_text()
     assert (out / "train_log.jsonl").read_text() == whole_log

@@ -14,15 +14,15 @@ import contextlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from progress_kills import kill_at_progress
 
 SEED = int(os.environ.get("LANGMIX_KILL_SEED", "0"))
 KILLS = 2
@@ -82,21 +82,8 @@ def _kill_at_random_moments(args: list[str], cache: Path, out: Path, whole: int)
     """Start the run up to ``KILLS`` times, SIGKILLing it at a seeded random point of progress
     (a line count below the uninterrupted run's ``whole``, then up to 0.3 s more)."""
     rng = random.Random(SEED)
-    moments = []
-    for _ in range(KILLS):
-        target, delay = rng.randint(1, whole - 1), rng.uniform(0.0, 0.3)
-        process = _start(args, cache)
-        while process.poll() is None and _lines_written(out) < target:
-            time.sleep(0.02)
-        try:
-            process.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            moments.append((target, round(delay, 3)))
-        else:
-            assert process.returncode == 0, process.stderr.read()[-3000:]
-    return moments
+    moments = [(rng.randint(1, whole - 1), rng.uniform(0.0, 0.3)) for _ in range(KILLS)]
+    return kill_at_progress(lambda: _start(args, cache), lambda: _lines_written(out), moments)
 
 
 STUDY = """

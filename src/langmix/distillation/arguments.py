@@ -26,7 +26,7 @@ DISTILL_DATASETS = ("mlqa-r",)
 EVALUATION_ONLY = ("xquad-r",)
 LOSSES = ("cosine", "mse")
 #: Settings that do not change the student's weights (not part of the recipe).
-NON_SHAPING = ("output_dir", "data_dir", "save_steps", "logging_steps")
+NON_SHAPING = ("output_dir", "data_dir", "save_steps", "logging_steps", "overwrite")
 
 
 @dataclass
@@ -99,6 +99,10 @@ class DistillArguments:
     )
     logging_steps: int = field(
         default=10, metadata={"help": "Log the mean loss every N steps (train_log.jsonl)."}
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace a distillation of another recipe in --output-dir."},
     )
 
     def __post_init__(self) -> None:

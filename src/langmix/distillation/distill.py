@@ -39,7 +39,7 @@ from langmix.data.sources import cache_dir as default_cache_dir
 from langmix.distillation.arguments import DistillArguments
 from langmix.distillation.student import encoder_layers, make_student
 from langmix.distillation.texts import PASSAGE, QUERY, DistillationTexts, distillation_texts
-from langmix.outputs import OutputDirError, append_jsonl, ensure_writable, write_json_atomic
+from langmix.outputs import append_jsonl, claim_output_dir, write_json_atomic
 from langmix.training.checkpoints import load_trainable, save_trainable, truncate_jsonl
 from langmix.training.optimization import (
     adamw_with_warmup,
@@ -47,7 +47,6 @@ from langmix.training.optimization import (
     freeze_word_embeddings,
 )
 
-RECIPE_FILE = "recipe.json"
 SUMMARY_FILE = "summary.json"
 LOG_FILE = "train_log.jsonl"
 MODEL_DIR = "model"
@@ -160,23 +159,6 @@ def _teacher_identity(name: str) -> str:
     return f"{name}@{record['source_sha256']}"
 
 
-def _claim(out: Path, recipe: dict[str, Any]) -> None:
-    ensure_writable(out)
-    recorded = out / RECIPE_FILE
-    if recorded.is_file():
-        previous = json.loads(recorded.read_text(encoding="utf-8"))
-        if previous != recipe:
-            changed = sorted(
-                k for k in recipe.keys() | previous.keys() if recipe.get(k) != previous.get(k)
-            )
-            raise OutputDirError(
-                f"{out} holds a distillation with another recipe (differs in {', '.join(changed)}); "
-                "choose another --output-dir or delete it"
-            )
-    else:
-        write_json_atomic(recorded, recipe)
-
-
 def _latest_checkpoint(out: Path) -> Path | None:
     found = sorted(
         (p for p in (out / CHECKPOINTS).glob("step-*") if p.name[5:].isdigit()),
@@ -204,22 +186,29 @@ def _save_checkpoint(out: Path, student: Any, optimizer: Any, scheduler: Any, st
 def distill(args: DistillArguments, *, show_progress: bool = True) -> dict[str, Any]:
     """Distil (or resume distilling) a student into ``args.output_dir``.
 
-    Writes ``recipe.json``, ``train_log.jsonl`` (the mean loss every ``logging_steps``), ``checkpoints/``
-    (the latest only), and at the end ``model/`` (a sentence-transformers directory with the
-    teacher's prompts and ``langmix_distill.json``) and ``summary.json``. A finished run is
-    returned as is.
+    Writes ``langmix-run.json`` (the recipe), ``train_log.jsonl`` (the mean loss every
+    ``logging_steps``), ``checkpoints/`` (the latest only), and at the end ``model/`` (a
+    sentence-transformers directory with the teacher's prompts and ``langmix_distill.json``)
+    and ``summary.json``. A finished run is returned as is.
 
     Raises:
         ValueError: Bad settings, evaluation data as text, or a teacher that is not deeper
             than the student.
-        OutputDirError: ``output_dir`` holds a run of another recipe.
+        OutputDirError: ``output_dir`` holds a run of another recipe and not ``overwrite``.
     """
     from langmix.models import load_model
 
     args.validate()
     out = Path(args.output_dir)
     recipe = args.recipe()
-    _claim(out, recipe)
+    # Checkpoints and the model are only ever resumed under the recipe that made them.
+    claim_output_dir(
+        out,
+        "distill",
+        recipe,
+        overwrite=args.overwrite,
+        outputs=(CHECKPOINTS, LOG_FILE, MODEL_DIR, SUMMARY_FILE),
+    )
     summary_path = out / SUMMARY_FILE
     if summary_path.is_file() and (out / MODEL_DIR / STUDENT_RECORD).is_file():
         return json.loads(summary_path.read_text(encoding="utf-8"))
