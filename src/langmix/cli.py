@@ -319,18 +319,26 @@ def format_summary(document: dict) -> str:
 
 
 def _models(argv: Sequence[str]) -> int:
-    from langmix.models import count_parameters, load_model
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    from langmix.models import count_parameters
+    from langmix.models.offline import offline_model_path
 
     if argv and argv[0] in ("-h", "--help"):
         print(
-            "usage: langmix models\n\nLoads each layer cut of the offline model and prints "
-            "its parameter counts."
+            "usage: langmix models\n\nPrints the parameter counts of each layer cut of the "
+            "offline model (and of its distilled students, which have the same shapes)."
         )
         return 0
+    # Counted on the meta device from the config: the shapes without loading 12 models.
+    config = AutoConfig.from_pretrained(offline_model_path())
     print(f"{'model':40s} {'total':>12s} {'non-embedding':>14s}")
     for k in range(1, 13):
         name = f"offline:multilingual-e5-small@L{k}"
-        counts = count_parameters(load_model(name))
+        config.num_hidden_layers = k
+        with torch.device("meta"):
+            counts = count_parameters(AutoModel.from_config(config))
         print(f"{name:40s} {counts.total:12,d} {counts.non_embedding:14,d}")
     return 0
 

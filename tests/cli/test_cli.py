@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from langmix.cli import main
+from langmix.models import count_parameters, load_model
 
 
 def test_usage(capsys: pytest.CaptureFixture[str]):
@@ -68,6 +69,9 @@ def test_models_lists_the_offline_family(model_cache: Path, monkeypatch, capsys)
     assert [r[0] for r in rows] == [f"offline:multilingual-e5-small@L{k}" for k in range(1, 13)]
     assert rows[1][1:] == ["99,909,120", "3,697,536"]
     assert rows[11][1:] == ["117,653,760", "21,442,176"]
+    # The listing counts shapes without loading: it agrees with a loaded cut.
+    loaded = count_parameters(load_model("offline:multilingual-e5-small@L3"))
+    assert rows[2][1:] == [f"{loaded.total:,d}", f"{loaded.non_embedding:,d}"]
 
 
 @pytest.mark.parametrize("command", ["eval", "train", "encode-corpus"])
