@@ -234,7 +234,8 @@ def demo_section(doc: dict[str, Any]) -> list[str]:
             f"{d['figures']['wall_s'] / 60:.1f} min."
         )
     lines.append(
-        f"- *now*: this commit's `{doc['settings']['config']}`; {doc['environment']['cpu']}."
+        f"- *now*: this commit's `{doc['settings']['config']}` (its description says what it "
+        f"runs and what it cuts); {doc['environment']['cpu']}."
     )
     lines += [
         "",
