@@ -13,6 +13,7 @@ Resumable: a finished student is reused from the cache, a finished evaluation (i
 
 Usage:
     python scripts/distilled_family.py [--data-dir DIR] [--sizes 2 4 8]   # measure, write
+    python scripts/distilled_family.py --render  # the doc's table from family.json alone
     python scripts/distilled_family.py --check   # the doc's table equals family.json's
 """
 
@@ -138,6 +139,7 @@ def table(doc: dict[str, Any]) -> str:
         lines.append(row(f"**distilled L{k}**", doc["models"][f"distilled-L{k}"], cost))
     lines.append(row("teacher (12 layers)", teacher, "—"))
     first = doc["students"][str(doc["sizes"][0])]
+    lines += ["", _aims(doc)]
     lines += [
         "",
         f"Teacher targets (computed once, shared by all sizes): "
@@ -146,6 +148,37 @@ def table(doc: dict[str, Any]) -> str:
         f"{doc['environment']['cpu']}, {doc['environment']['cores']} cores.",
     ]
     return "\n".join(lines)
+
+
+#: The share of the teacher's mono and cross mAP each student was meant to keep, untrained.
+AIMS = {8: 0.90, 4: 0.75}
+#: ... and the distillation time each was meant to fit in (minutes, teacher targets included).
+AIM_MINUTES = 20
+
+
+def _aims(doc: dict[str, Any]) -> str:
+    teacher = doc["models"]["teacher"]["map"]
+    parts = []
+    for k, aim in AIMS.items():
+        if f"distilled-L{k}" not in doc["models"]:
+            continue
+        student = doc["models"][f"distilled-L{k}"]["map"]
+        shares = {m: student[m] / teacher[m] for m in ("mono", "cross")}
+        met = [m for m, v in shares.items() if v >= aim]
+        verdict = "met" if len(met) == 2 else f"met for {met[0]} only" if met else "not met"
+        parts.append(
+            f"L{k} ≥ {aim:.0%} of the teacher's mono and cross mAP: {verdict} "
+            f"({shares['mono']:.0%} and {shares['cross']:.0%})"
+        )
+    minutes = {
+        k: (s["teacher_seconds"] + s["loop_seconds"]) / 60 for k, s in doc["students"].items()
+    }
+    slow = [f"L{k} ({m:.1f} min)" for k, m in minutes.items() if m > AIM_MINUTES]
+    parts.append(
+        f"at most {AIM_MINUTES} min of distillation per student on 2 cores: "
+        + (f"exceeded by {', '.join(slow)}" if slow else "met")
+    )
+    return "Aims: " + "; ".join(parts) + "."
 
 
 def render(text: str, doc: dict[str, Any]) -> str:
@@ -159,9 +192,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 8])
-    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the doc is stale")
+    parser.add_argument(
+        "--render", action="store_true", help="rewrite the doc from family.json, measure nothing"
+    )
     args = parser.parse_args()
-    if not args.check:
+    if not (args.check or args.render):
         doc = measure(args.sizes, args.data_dir)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
