@@ -40,7 +40,12 @@ from langmix.distillation.arguments import DistillArguments
 from langmix.distillation.student import encoder_layers, make_student
 from langmix.distillation.texts import PASSAGE, QUERY, DistillationTexts, distillation_texts
 from langmix.outputs import append_jsonl, claim_output_dir, write_json_atomic
-from langmix.training.checkpoints import load_trainable, save_trainable, truncate_jsonl
+from langmix.training.checkpoints import (
+    list_checkpoints,
+    load_trainable,
+    save_trainable,
+    truncate_jsonl,
+)
 from langmix.training.optimization import (
     adamw_with_warmup,
     freeze_poolers,
@@ -51,6 +56,7 @@ SUMMARY_FILE = "summary.json"
 LOG_FILE = "train_log.jsonl"
 MODEL_DIR = "model"
 CHECKPOINTS = "checkpoints"
+OPTIMIZER_FILE = "optimizer.pt"
 #: Written into the student's model directory: how it was made.
 STUDENT_RECORD = "langmix_distill.json"
 
@@ -159,14 +165,6 @@ def _teacher_identity(name: str) -> str:
     return f"{name}@{record['source_sha256']}"
 
 
-def _latest_checkpoint(out: Path) -> Path | None:
-    found = sorted(
-        (p for p in (out / CHECKPOINTS).glob("step-*") if p.name[5:].isdigit()),
-        key=lambda p: int(p.name[5:]),
-    )
-    return found[-1] if found else None
-
-
 def _save_checkpoint(out: Path, student: Any, optimizer: Any, scheduler: Any, step: int) -> None:
     root = out / CHECKPOINTS
     staging = root / f".step-{step}.tmp"
@@ -175,7 +173,7 @@ def _save_checkpoint(out: Path, student: Any, optimizer: Any, scheduler: Any, st
     save_trainable(student, staging / "trainable.safetensors")
     torch.save(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-        staging / "optimizer.pt",
+        staging / OPTIMIZER_FILE,
     )
     os.replace(staging, root / f"step-{step}")
     for old in root.glob("step-*"):
@@ -251,10 +249,11 @@ def distill(args: DistillArguments, *, show_progress: bool = True) -> dict[str, 
         total_steps=args.steps,
     )
     start = 0
-    checkpoint = _latest_checkpoint(out)
+    # A checkpoint folder appears whole (renamed from its staging folder), optimizer.pt last.
+    checkpoint = next(reversed(list_checkpoints(out, marker=OPTIMIZER_FILE)), None)
     if checkpoint is not None:
         load_trainable(student, checkpoint / "trainable.safetensors")
-        states = torch.load(checkpoint / "optimizer.pt", weights_only=False)
+        states = torch.load(checkpoint / OPTIMIZER_FILE, weights_only=False)
         optimizer.load_state_dict(states["optimizer"])
         scheduler.load_state_dict(states["scheduler"])
         start = int(checkpoint.name[5:])

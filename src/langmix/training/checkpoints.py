@@ -89,12 +89,12 @@ def truncate_jsonl(path: Path, last_step: int) -> None:
     write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
-def list_checkpoints(out: Path) -> list[Path]:
-    """The complete checkpoints of a run directory, oldest first."""
+def list_checkpoints(out: Path, marker: str = STATE_FILE) -> list[Path]:
+    """The complete checkpoints of a run directory (those holding ``marker``), oldest first."""
     root = out / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file()]
+    found = [p for p in root.glob("step-*") if (p / marker).is_file()]
     return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
 
 
