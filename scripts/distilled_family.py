@@ -42,7 +42,7 @@ BLOCK = "distilled-family"
 def _metrics(model: str, data_dir: str | None) -> dict[str, Any]:
     from langmix.evaluation.arguments import EvalArguments
     from langmix.evaluation.run import run_eval
-    from langmix.models import count_parameters, load_model
+    from langmix.models.offline import offline_parameter_counts
     from langmix.outputs import safe_name
 
     out = RUNS / "eval" / safe_name(model)
@@ -51,7 +51,7 @@ def _metrics(model: str, data_dir: str | None) -> dict[str, Any]:
         run_eval(EvalArguments(model=model, dataset="xquad-r", output_dir=str(out),
                                data_dir=data_dir, **EVAL))  # fmt: skip
     doc = json.loads(path.read_text(encoding="utf-8"))
-    counts = count_parameters(load_model(model))
+    counts = offline_parameter_counts(model)  # shapes only: the evaluation loaded it
     return {
         "model": model,
         "non_embedding_parameters": counts.non_embedding,

@@ -319,11 +319,7 @@ def format_summary(document: dict) -> str:
 
 
 def _models(argv: Sequence[str]) -> int:
-    import torch
-    from transformers import AutoConfig, AutoModel
-
-    from langmix.models import count_parameters
-    from langmix.models.offline import offline_model_path
+    from langmix.models.offline import OFFLINE_MODEL, offline_parameter_counts
 
     if argv and argv[0] in ("-h", "--help"):
         print(
@@ -331,14 +327,10 @@ def _models(argv: Sequence[str]) -> int:
             "offline model (and of its distilled students, which have the same shapes)."
         )
         return 0
-    # Counted on the meta device from the config: the shapes without loading 12 models.
-    config = AutoConfig.from_pretrained(offline_model_path())
     print(f"{'model':40s} {'total':>12s} {'non-embedding':>14s}")
     for k in range(1, 13):
-        name = f"offline:multilingual-e5-small@L{k}"
-        config.num_hidden_layers = k
-        with torch.device("meta"):
-            counts = count_parameters(AutoModel.from_config(config))
+        name = f"{OFFLINE_MODEL}@L{k}"
+        counts = offline_parameter_counts(name)  # from the config: no model is loaded
         print(f"{name:40s} {counts.total:12,d} {counts.non_embedding:14,d}")
     return 0
 

@@ -169,6 +169,20 @@ def test_size_family_parameter_counts(model_cache):
     assert model.encode(["ok"]).shape == (1, 384)
 
 
+def test_parameter_counts_from_the_config_equal_the_loaded_models(model_cache, full_model):
+    """Counted without weights: the full model, a cut and a student (never distilled here)."""
+    full = offline_mod.offline_parameter_counts(OFFLINE_MODEL, model_cache)
+    assert full == count_parameters(full_model)
+    for k in (2, 8):
+        cut = offline_mod.offline_parameter_counts(f"{OFFLINE_MODEL}@L{k}", model_cache)
+        assert cut.non_embedding == k * PER_LAYER + FIXED_NON_EMBEDDING
+        assert cut.embedding == EMBEDDING
+        student = f"{offline_mod.DISTILLED_MODEL}@L{k}"
+        assert offline_mod.offline_parameter_counts(student, model_cache) == cut
+    with pytest.raises(ValueError, match="invalid layer count"):
+        offline_mod.offline_parameter_counts(f"{OFFLINE_MODEL}@L13", model_cache)
+
+
 def test_truncate_validates_range(full_model):
     with pytest.raises(ValueError, match=r"1\.\.12"):
         offline_mod.truncate_layers(full_model, 0)

@@ -39,6 +39,8 @@ from langmix.data.sources import cache_dir as default_cache_dir
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from langmix.models.loading import ParameterCounts
+
 OFFLINE_PREFIX = "offline:"
 OFFLINE_MODEL = "offline:multilingual-e5-small"
 DISTILLED_MODEL = "offline:multilingual-e5-small-distilled"
@@ -117,6 +119,33 @@ def parse_offline_name(name: str) -> OfflineSpec:
         )
     k = int(layers_text)
     return OfflineSpec(name=f"{base}@L{k}", base=base, layers=k)
+
+
+def offline_parameter_counts(name: str, cache_dir: str | Path | None = None) -> ParameterCounts:
+    """Parameter counts of an ``offline:`` model from its configuration, without its weights.
+
+    A cut and the student of the same depth have the same shapes, so both are counted from the
+    12-layer configuration with ``num_hidden_layers`` set, on the meta device: nothing is loaded
+    and no student is distilled.
+
+    Args:
+        name: Any name :func:`parse_offline_name` accepts.
+        cache_dir: Cache root; defaults to :func:`default_cache_dir`.
+
+    Example:
+        >>> offline_parameter_counts("offline:multilingual-e5-small-distilled@L2").non_embedding
+        3697536
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    from langmix.models.loading import count_parameters
+
+    spec = parse_offline_name(name)
+    config = AutoConfig.from_pretrained(offline_model_path(cache_dir))
+    config.num_hidden_layers = spec.layers or E5_NUM_LAYERS
+    with torch.device("meta"):
+        return count_parameters(AutoModel.from_config(config))
 
 
 def offline_model_path(cache_dir: str | Path | None = None, *, build: bool = True) -> Path:
