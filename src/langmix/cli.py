@@ -153,9 +153,12 @@ def _study(argv: Sequence[str]) -> int:
             show_progress=args.progress,
             verbose=console.verbose,
             overwrite=args.overwrite,
+            reuse_from=args.reuse_from,
         )
     print(
-        f"study: {summary.cells} cells, {summary.skipped} already done, {summary.finished} run, "
+        f"study: {summary.cells} cells, {summary.skipped} already done, "
+        + (f"{summary.reused} taken from {args.reuse_from}, " if args.reuse_from else "")
+        + f"{summary.finished} run, "
         f"{len(summary.failed)} failed, {summary.wall_seconds / 60:.1f} min"
     )
     print(f"wrote {args.output_dir}/results.jsonl and {args.output_dir}/report.md")

@@ -248,7 +248,13 @@ def test_unrunnable_studies_stop_before_any_cell(
 
 def test_shipped_configs_are_valid():
     root = Path(__file__).resolve().parents[2] / "configs"
-    for name in ("demo.toml", "cpu-full.toml", "cpu-temperature.toml", "paper-gpu.toml"):
+    for name in (
+        "demo.toml",
+        "cpu-full.toml",
+        "cpu-distilled.toml",
+        "cpu-temperature.toml",
+        "paper-gpu.toml",
+    ):
         config = load_study_config(root / name)
         assert config.cells(), name
 

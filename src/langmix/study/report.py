@@ -164,8 +164,15 @@ def section_run(study: Study) -> list[str]:
         f"- Evaluation sets: {', '.join(study.eval_sets) or 'none'}",
         f"- Wall time: train {_duration(train_s)} + eval {_duration(eval_s)} "
         f"= {_duration(train_s + eval_s)}",
-        "",
     ]
+    reused = sorted({(r["reused_from"]["study"], r["cell"]) for r in rows if r.get("reused_from")})
+    for source in sorted({name for name, _ in reused}):
+        n = sum(1 for name, _ in reused if name == source)
+        lines.append(
+            f"- Taken from study {source} (`--reuse-from`, equal model, training and evaluation "
+            f"settings): {n} cells; their times, included above, were measured there"
+        )
+    lines.append("")
     lines += _table(
         ["size", "model", "parameters (total)", "non-embedding", "train time", "eval time"],
         [

@@ -96,6 +96,14 @@ class StudyArguments:
         default=False,
         metadata={"help": "Replace another study's results in output_dir (else refused)."},
     )
+    reuse_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Another study's directory: take its finished cells whose model, training "
+            "and evaluation settings equal this study's instead of running them "
+            "(langmix.study.reuse)."
+        },
+    )
 
 
 @dataclass
@@ -105,6 +113,7 @@ class StudySummary:
     skipped: int
     failed: list[str]
     wall_seconds: float
+    reused: int = 0
 
 
 def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -191,8 +200,10 @@ class StudyRunner:
         show_progress: bool = True,
         verbose: bool = False,
         overwrite: bool = False,
+        reuse_from: str | os.PathLike[str] | None = None,
     ) -> None:
         self.config = config
+        self.reuse_from = Path(reuse_from) if reuse_from is not None else None
         self.out = Path(output_dir)
         self.show_progress = show_progress
         self.verbose = verbose
@@ -306,17 +317,20 @@ class StudyRunner:
     def _run(self, started: float) -> StudySummary:
         results = self.out / RESULTS
         done = {(r["cell"], r["eval_set"]) for r in _repair_results(results)}
-        setup_done = time.perf_counter()
         cells = self.config.cells()
+        reused = self._reuse(cells, done, results)
+        setup_done = time.perf_counter()
         todo = [c for c in cells if any((c.key, e.name) not in done for e in self.config.evals)]
-        skipped = len(cells) - len(todo)
+        skipped = len(cells) - len(todo) - reused
         self.display = StudyDisplay(
             self.config.name, len(cells), skipped, enabled=self.show_progress
         )
         self.evals.phase = self.display.phase
         self._say(
             f"study {self.config.name}: {len(cells)} cells × {len(self.config.evals)} evaluation "
-            f"sets; {skipped} cells already done, {len(todo)} to run"
+            f"sets; {skipped} cells already done, "
+            + (f"{reused} taken from {self.reuse_from}, " if self.reuse_from else "")
+            + f"{len(todo)} to run"
         )
         self._prepare_students(todo)
         failed: list[str] = []
@@ -367,7 +381,33 @@ class StudyRunner:
             self._say(
                 f"{len(failed)} cell(s) failed (see {self.out / FAILURES}): {', '.join(failed)}"
             )
-        return StudySummary(len(cells), len(todo) - len(failed), skipped, failed, wall)
+        return StudySummary(len(cells), len(todo) - len(failed), skipped, failed, wall, reused)
+
+    def _reuse(self, cells: list[Cell], done: set[tuple[str, str]], results: Path) -> int:
+        """Take the ``--reuse-from`` study's cells that equal this study's; how many."""
+        from langmix.study.reuse import plan_reuse, take_cells
+
+        if self.reuse_from is None:
+            return 0
+        wanted = [c for c in cells if any((c.key, e.name) not in done for e in self.config.evals)]
+        plan = plan_reuse(
+            self.config,
+            self.reuse_from,
+            wanted,
+            lambda dataset: self.evals.split_parts(dataset).digest(),
+        )
+        for key, reason in plan.differing.items():
+            log.info("%s: not taken from %s (%s)", key, self.reuse_from, reason)
+        taken = take_cells(plan, self.config, self.out)
+        done.update((key, row["eval_set"]) for key, rows in plan.reusable.items() for row in rows)
+        log.info(
+            "took %d cells from %s (%s); %d of its cells differ and run here",
+            taken,
+            self.reuse_from,
+            plan.source_name,
+            len(plan.differing),
+        )
+        return taken
 
     def _record_failure(self, cell: Cell, exc: BaseException, failed: list[str]) -> None:
         failed.append(cell.key)
@@ -527,13 +567,15 @@ def run_study(
     show_progress: bool = True,
     verbose: bool = False,
     overwrite: bool = False,
+    reuse_from: str | os.PathLike[str] | None = None,
 ) -> StudySummary:
     """Run (or resume) a study; what ``langmix study`` does.
 
     ``data_dir`` (a local data directory) overrides the config's; it does not change what the
     study computes, so a study may be resumed with another copy of the data. ``show_progress``
     draws the study's display and ``verbose`` lets the libraries draw their bars (see
-    :class:`StudyRunner`).
+    :class:`StudyRunner`). ``reuse_from`` names another study's directory whose equal cells are
+    taken instead of run (:mod:`langmix.study.reuse`).
 
     Example:
         >>> summary = run_study("configs/demo.toml", "runs/demo")  # doctest: +SKIP
@@ -543,6 +585,11 @@ def run_study(
     if data_dir is not None:
         config.train["data_dir"] = str(data_dir)
     runner = StudyRunner(
-        config, output_dir, show_progress=show_progress, verbose=verbose, overwrite=overwrite
+        config,
+        output_dir,
+        show_progress=show_progress,
+        verbose=verbose,
+        overwrite=overwrite,
+        reuse_from=reuse_from,
     )
     return runner.run()
