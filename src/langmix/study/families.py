@@ -8,7 +8,10 @@ margin or a slope, on the same evaluation set, metric, arm and size label) and e
 the difference *this − other* with the same two-level bootstrap as the claims themselves,
 drawn jointly over both studies: one draw of the question clusters serves every cell of
 both (they answered the same questions), and each cell's training seeds are resampled on
-their own. Differences are Holm-corrected as one family.
+their own, except where both studies hold the very same runs (a cell taken with
+``--reuse-from``, or a deterministic rerun: every per-seed value equal): such a cell is one
+cell of the draw, so it cancels from a difference exactly instead of adding its seed noise
+twice. Differences are Holm-corrected as one family.
 
 Written here because no library compares bootstrap contrasts across two experiments; the
 resampling itself is :mod:`langmix.study.inference`'s.
@@ -129,6 +132,16 @@ def _cells(study: Study, family: str, eval_set: str, metric: str, keys: np.ndarr
     return cells, layout
 
 
+def _same_runs(ours: dict[_Key, np.ndarray], theirs: dict[_Key, np.ndarray]) -> dict[_Key, _Key]:
+    """Our cells that are their cells (same model and arm, every per-seed value equal)."""
+    same = {}
+    for (_, model, arm), values in ours.items():
+        other = theirs.get(("theirs", model, arm))
+        if other is not None and np.array_equal(values, other):
+            same[("ours", model, arm)] = ("theirs", model, arm)
+    return same
+
+
 def _weights(study: Study, family: str, test: Test) -> dict[_Key, float]:
     """The cell weights of ``test`` (an effect, a synergy margin or a slope) in ``study``."""
 
@@ -200,9 +213,15 @@ def compare_families(
                 "queries (or are missing), so their claims are not compared"
             )
             continue
+        same = _same_runs(cells_a, cells_b)
+        for key in same:
+            del cells_a[key]
         draws = draw_headlines(layout, {**cells_a, **cells_b}, n_resamples=n_resamples, seed=seed)
         for a, b in pairs:
-            weights = dict(_weights(ours, "ours", a))
+            weights: dict[_Key, float] = {}
+            for key, w in _weights(ours, "ours", a).items():
+                shared = same.get(key, key)
+                weights[shared] = weights.get(shared, 0.0) + w
             for key, w in _weights(theirs, "theirs", b).items():
                 weights[key] = weights.get(key, 0.0) - w
             rows.append(FamilyDifference(a, b, estimate(draws, weights, confidence=CONFIDENCE)))
