@@ -22,15 +22,26 @@ PUBLISHED = sorted(p for p in RESULTS.glob("*") if (p / "results.jsonl").is_file
 MAX_BYTES = 20 * 2**20
 
 
+def _study_setting(published: Path, key: str) -> str:
+    import tomllib
+
+    study = tomllib.loads((published / "study.toml").read_text(encoding="utf-8"))["study"]
+    return study.get(key, "")
+
+
 def test_there_are_published_studies():
     names = [p.name for p in PUBLISHED]
-    assert "demo" in names and "cpu-full" in names, names
+    assert {"demo", "cpu-full", "cpu-distilled"} <= set(names), names
 
 
 @pytest.mark.parametrize("published", PUBLISHED, ids=lambda p: p.name)
 def test_committed_report_equals_the_rebuilt_one(published: Path, tmp_path: Path):
     copy = tmp_path / published.name
     shutil.copytree(published, copy)
+    # A study compared with another family reads it beside itself (compare_with).
+    other = _study_setting(published, "compare_with")
+    if other:
+        shutil.copytree(RESULTS / other, tmp_path / other)
     shutil.rmtree(copy / "plots", ignore_errors=True)
     (copy / "report.md").unlink()
     rebuilt = build_report(copy)
@@ -55,3 +66,18 @@ def test_published_arrays_are_the_reduced_ones(published: Path):
 def test_publications_fit_the_size_budget():
     total = sum(p.stat().st_size for p in RESULTS.rglob("*") if p.is_file())
     assert total < MAX_BYTES, f"docs/results holds {total / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("published", PUBLISHED, ids=lambda p: p.name)
+def test_taken_rows_equal_the_rows_they_were_taken_from(published: Path):
+    """Rows taken with --reuse-from carry the very numbers of the published study they name."""
+    from langmix.study.runner import read_results
+
+    taken = [r for r in read_results(published / "results.jsonl") if r.get("reused_from")]
+    for row in taken:
+        source = RESULTS / row["reused_from"]["study"]
+        original = {(r["cell"], r["eval_set"]): r for r in read_results(source / "results.jsonl")}[
+            row["cell"], row["eval_set"]
+        ]
+        assert row["metrics"] == original["metrics"], row["cell"]
+        assert row["study"] == published.name != original["study"]
