@@ -1,23 +1,26 @@
-"""``--reuse-from``: another study's cells are taken only when their settings are equal."""
+"""``--reuse-from`` decides per cell: only a cell whose settings are all equal is taken.
+
+The end-to-end path (a real study taking another's cells, rows and files) runs in
+tests/study/test_runner.py; here the decision is checked against a source directory written
+by hand, so every way two cells can differ costs no training.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from langmix.data.errors import DataError
 from langmix.study.config import load_study_config
 from langmix.study.reuse import plan_reuse
-from langmix.study.runner import RESULTS, read_results, run_study
 
-SOURCE = """
+STUDY = """
 [study]
 name = "{name}"
-strategies = {strategies}
+strategies = ["mono"]
 seeds = [0]
-keep_models = false
 
 [[models]]
 name = "offline:multilingual-e5-small@L1"
@@ -29,81 +32,91 @@ data_dir = "{data_dir}"
 max_steps = 2
 batch_size = 8
 learning_rate = {learning_rate}
-freeze_embeddings = true
-with_context = false
-query_max_length = 16
-passage_max_length = 32
-eval_steps = 2
 test_fraction = 0.2
 
 [[eval]]
 dataset = "mlqa-r"
 split = "heldout"
 languages = ["en", "de"]
-with_context = false
-query_max_length = 16
 passage_max_length = {eval_length}
 """
+SPLIT = {"train": "a" * 16, "train_groups": 3, "validation": "b" * 16, "validation_groups": 1}
 
 
-def _study(tmp_path: Path, data_dir: Path, name: str, **changes) -> Path:
-    settings = {"strategies": '["mono"]', "learning_rate": "3e-5", "eval_length": 32}
-    settings.update(changes)
+def _config(tmp_path: Path, name: str, *, learning_rate="3e-5", eval_length=32, data_dir="d"):
     path = tmp_path / f"{name}.toml"
-    path.write_text(SOURCE.format(name=name, data_dir=data_dir, **settings))
-    return path
-
-
-def test_equal_cells_are_taken_and_the_rest_run(tmp_path, data_dir, offline_cache):
-    source = tmp_path / "source"
-    run_study(_study(tmp_path, data_dir, "source"), source, show_progress=False)
-    source_rows = {r["cell"]: r for r in read_results(source / RESULTS)}
-    assert set(source_rows) == {"L1/untrained", "L1/mono-s0"}
-
-    # The second study adds hybrid: untrained and mono are the source's, hybrid runs.
-    out = tmp_path / "out"
-    config = _study(tmp_path, data_dir, "second", strategies='["mono", "hybrid"]')
-    summary = run_study(config, out, show_progress=False, reuse_from=source)
-    assert (summary.reused, summary.finished, summary.skipped) == (2, 1, 0)
-    rows = {r["cell"]: r for r in read_results(out / RESULTS)}
-    assert set(rows) == {"L1/untrained", "L1/mono-s0", "L1/hybrid-a0.5-s0"}
-    for key in ("L1/untrained", "L1/mono-s0"):
-        taken, original = rows[key], source_rows[key]
-        assert taken["study"] == "second" and original["study"] == "source"
-        assert taken["reused_from"] == {"study": "source", "dir": str(source)}
-        assert taken["metrics"] == original["metrics"]
-        np.testing.assert_array_equal(
-            np.load(out / taken["per_query"])["multi_ap"],
-            np.load(source / original["per_query"])["multi_ap"],
+    path.write_text(
+        STUDY.format(
+            name=name, learning_rate=learning_rate, eval_length=eval_length, data_dir=data_dir
         )
-    assert "reused_from" not in rows["L1/hybrid-a0.5-s0"]
-    assert (out / "cells/L1/mono-s0/train/summary.json").is_file()
-    assert "Taken from study source (`--reuse-from`" in (out / "report.md").read_text()
-    # Resuming takes nothing twice.
-    again = run_study(config, out, show_progress=False, reuse_from=source)
-    assert (again.reused, again.finished, again.skipped) == (0, 0, 3)
-    assert len(read_results(out / RESULTS)) == 3
+    )
+    return load_study_config(path)
 
-    # Another learning rate: the trained cell is not the same experiment; untrained still is.
-    other = load_study_config(_study(tmp_path, data_dir, "lr", learning_rate="1e-4"))
-    digest = source_rows["L1/mono-s0"]["split"]
-    split = {k: v for k, v in digest.items() if k != "part"}
-    plan = plan_reuse(other, source, other.cells(), lambda dataset: split)
+
+@pytest.fixture()
+def source(tmp_path: Path) -> Path:
+    """A finished study "source": its config, a row per cell and the per-query files."""
+    config = _config(tmp_path, "source")
+    directory = tmp_path / "source"
+    directory.mkdir()
+    (directory / "study.toml").write_text((tmp_path / "source.toml").read_text())
+    rows = []
+    for cell in config.cells():
+        per_query = f"cells/{cell.key}/mlqa-r-heldout/per_query.npz"
+        (directory / per_query).parent.mkdir(parents=True)
+        (directory / per_query).write_bytes(b"")
+        split = {"part": "heldout", **SPLIT}
+        rows.append(
+            {"cell": cell.key, "eval_set": "mlqa-r:heldout", "per_query": per_query, "split": split}
+        )
+    (directory / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return directory
+
+
+def _split(dataset: str) -> dict:
+    return dict(SPLIT)
+
+
+def test_equal_cells_are_taken(tmp_path, source):
+    # Only where outputs go differs (the data directory): the same experiment.
+    here = _config(tmp_path, "here", data_dir="elsewhere")
+    plan = plan_reuse(here, source, here.cells(), _split)
+    assert sorted(plan.reusable) == ["L1/mono-s0", "L1/untrained"] and not plan.differing
+    assert plan.source_name == "source"
+
+
+def test_a_changed_training_setting_keeps_only_the_untrained_cell(tmp_path, source):
+    here = _config(tmp_path, "here", learning_rate="1e-4")
+    plan = plan_reuse(here, source, here.cells(), _split)
     assert sorted(plan.reusable) == ["L1/untrained"]
     assert plan.differing == {"L1/mono-s0": "learning_rate: 0.0001 here, 3e-05 in the source"}
-    # Another evaluation setting or another split: nothing is taken.
-    longer = load_study_config(_study(tmp_path, data_dir, "long", eval_length=64))
-    plan = plan_reuse(longer, source, longer.cells(), lambda dataset: split)
-    assert not plan.reusable and len(plan.differing) == 2
-    assert "its settings differ" in plan.differing["L1/untrained"]
-    resplit = {**split, "test": "0" * 16}
-    plan = plan_reuse(other, source, other.cells(), lambda dataset: resplit)
+
+
+def test_another_evaluation_setting_or_split_takes_nothing(tmp_path, source):
+    here = _config(tmp_path, "here", eval_length=64)
+    plan = plan_reuse(here, source, here.cells(), _split)
+    assert not plan.reusable
+    assert "its settings differ in the source" in plan.differing["L1/untrained"]
+    here = _config(tmp_path, "here")
+    plan = plan_reuse(here, source, here.cells(), lambda dataset: {**SPLIT, "train": "c" * 16})
     assert (
         plan.differing["L1/untrained"] == "evaluation set mlqa-r:heldout: another split of mlqa-r"
     )
 
 
-def test_reuse_from_must_be_a_study_directory(tmp_path, data_dir):
-    config = load_study_config(_study(tmp_path, data_dir, "x"))
-    with pytest.raises(DataError, match="needs a study directory"):
-        plan_reuse(config, tmp_path / "nowhere", config.cells(), lambda dataset: {})
+def test_missing_rows_or_files_are_not_taken(tmp_path, source):
+    (source / "cells/L1/mono-s0/mlqa-r-heldout/per_query.npz").unlink()
+    lines = (source / "results.jsonl").read_text().splitlines()
+    (source / "results.jsonl").write_text(lines[1] + "\n")  # the untrained row is gone
+    here = _config(tmp_path, "here")
+    plan = plan_reuse(here, source, here.cells(), _split)
+    assert not plan.reusable
+    assert plan.differing["L1/untrained"] == "evaluation set mlqa-r:heldout: no row in the source"
+    assert "per_query.npz is missing" in plan.differing["L1/mono-s0"]
+
+
+def test_reuse_from_must_be_a_study_directory(tmp_path):
+    here = _config(tmp_path, "here")
+    with pytest.raises(DataError, match="needs a study directory") as error:
+        plan_reuse(here, tmp_path / "nowhere", here.cells(), _split)
+    assert str(tmp_path / "nowhere") in str(error.value)

@@ -154,6 +154,28 @@ def test_grid_rows_resume_and_failures(tmp_path, data_dir, offline_cache):
     )
     assert redone["metrics"] == pytest.approx(before["metrics"], abs=1e-6)
 
+    # --reuse-from: the same grid under another name takes every finished cell of this one
+    # (nothing of L1 trains again); the broken model's cells have no rows to take and run.
+    copy = tmp_path / "copy.toml"
+    copy.write_text(config.read_text().replace('name = "tiny"', 'name = "tiny-copy"'))
+    taken = run_study(copy, tmp_path / "copy", show_progress=False, reuse_from=out)
+    assert (taken.reused, taken.skipped, len(taken.failed)) == (3, 0, 3)
+    copied = read_results(tmp_path / "copy" / RESULTS)
+    source = {(r["cell"], r["eval_set"]): r for r in rows_after}
+    assert len(copied) == 6
+    for row in copied:
+        original = source[row["cell"], row["eval_set"]]
+        assert row["study"] == "tiny-copy" and original["study"] == "tiny"
+        assert row["reused_from"] == {"study": "tiny", "dir": str(out)}
+        assert row["metrics"] == original["metrics"]
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "copy" / row["per_query"])["multi_ap"],
+            np.load(out / original["per_query"])["multi_ap"],
+        )
+    assert (tmp_path / "copy/cells/L1/mono-s0/train/summary.json").is_file()
+    report = (tmp_path / "copy" / "report.md").read_text()
+    assert "Taken from study tiny (`--reuse-from`" in report and ": 3 cells;" in report
+
 
 def test_another_study_in_the_same_directory_is_refused(tmp_path, data_dir):
     out = tmp_path / "out"
