@@ -15,18 +15,12 @@ import pytest
 
 from langmix.study.publish import KEPT_ARRAYS
 from langmix.study.report import build_report
+from langmix.study.results import _study_setting
 
 RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
 PUBLISHED = sorted(p for p in RESULTS.glob("*") if (p / "results.jsonl").is_file())
 # The budget for everything published (results, per-query arrays, figures).
 MAX_BYTES = 20 * 2**20
-
-
-def _study_setting(published: Path, key: str) -> str:
-    import tomllib
-
-    study = tomllib.loads((published / "study.toml").read_text(encoding="utf-8"))["study"]
-    return study.get(key, "")
 
 
 def test_there_are_published_studies():

@@ -27,7 +27,7 @@ from typing import Any
 
 from langmix.data.errors import DataError
 from langmix.outputs import append_jsonl
-from langmix.study.config import Cell, StudyConfig, load_study_config
+from langmix.study.config import Cell, EvalSpec, StudyConfig, load_study_config
 
 # Training arguments that say where outputs go or who watches, not what is computed.
 _NOT_COMPARED = ("output_dir", "run_name", "report_to", "data_dir", "save_model")
@@ -59,6 +59,27 @@ def _first_difference(here: dict[str, Any], there: dict[str, Any]) -> str | None
     for key in sorted(set(here) | set(there)):
         if here.get(key) != there.get(key):
             return f"{key}: {here.get(key)!r} here, {there.get(key)!r} in the source"
+    return None
+
+
+def _eval_problem(
+    spec: EvalSpec,
+    theirs: EvalSpec | None,
+    row: dict[str, Any] | None,
+    source: Path,
+    split_digest: Any,
+) -> str | None:
+    """Why the source's row for one evaluation set may not be taken (None: it may)."""
+    if theirs != spec:
+        return f"evaluation set {spec.name}: its settings differ in the source"
+    if row is None:
+        return f"evaluation set {spec.name}: no row in the source"
+    if not (source / row["per_query"]).is_file():
+        return f"evaluation set {spec.name}: {row['per_query']} is missing"
+    if spec.split != "all":
+        recorded = {k: v for k, v in row.get("split", {}).items() if k != "part"}
+        if recorded != split_digest(spec.dataset):
+            return f"evaluation set {spec.name}: another split of {spec.dataset}"
     return None
 
 
@@ -115,16 +136,7 @@ def plan_reuse(
             if reason:
                 break
             row = rows.get((cell.key, spec.name))
-            if their_evals.get(spec.name) != spec:
-                reason = f"evaluation set {spec.name}: its settings differ in the source"
-            elif row is None:
-                reason = f"evaluation set {spec.name}: no row in the source"
-            elif not (source / row["per_query"]).is_file():
-                reason = f"evaluation set {spec.name}: {row['per_query']} is missing"
-            elif spec.split != "all":
-                recorded = {k: v for k, v in row.get("split", {}).items() if k != "part"}
-                if recorded != split_digest(spec.dataset):
-                    reason = f"evaluation set {spec.name}: another split of {spec.dataset}"
+            reason = _eval_problem(spec, their_evals.get(spec.name), row, source, split_digest)
             taken.append(row)
         if reason:
             plan.differing[cell.key] = reason

@@ -320,7 +320,7 @@ class StudyRunner:
         cells = self.config.cells()
         reused = self._reuse(cells, done, results)
         setup_done = time.perf_counter()
-        todo = [c for c in cells if any((c.key, e.name) not in done for e in self.config.evals)]
+        todo = self._unfinished(cells, done)
         skipped = len(cells) - len(todo) - reused
         self.display = StudyDisplay(
             self.config.name, len(cells), skipped, enabled=self.show_progress
@@ -383,13 +383,17 @@ class StudyRunner:
             )
         return StudySummary(len(cells), len(todo) - len(failed), skipped, failed, wall, reused)
 
+    def _unfinished(self, cells: list[Cell], done: set[tuple[str, str]]) -> list[Cell]:
+        """The cells that lack a row for at least one evaluation set."""
+        return [c for c in cells if any((c.key, e.name) not in done for e in self.config.evals)]
+
     def _reuse(self, cells: list[Cell], done: set[tuple[str, str]], results: Path) -> int:
         """Take the ``--reuse-from`` study's cells that equal this study's; how many."""
         from langmix.study.reuse import plan_reuse, take_cells
 
         if self.reuse_from is None:
             return 0
-        wanted = [c for c in cells if any((c.key, e.name) not in done for e in self.config.evals)]
+        wanted = self._unfinished(cells, done)
         plan = plan_reuse(
             self.config,
             self.reuse_from,
