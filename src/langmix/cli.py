@@ -22,6 +22,7 @@ commands:
   study    run a scaling study (models x strategies x seeds), resumable, with a report
   report   rebuild a study's report.md and plots from its results.jsonl
   publish  copy a study's results and reduced per-query arrays to a folder, with its report
+  power    the minimum detectable effect of a finished study, and the seeds a target needs
   eval     evaluate a model on XQuAD-R, MLQA-R (LAReQA protocol) or MIRACL
   encode-corpus  encode a JSONL corpus into resumable float16 shards (torchrun: N processes)
   index    build a faiss index (flat, ivfpq, hnsw) from encoded shards
@@ -298,6 +299,41 @@ def _publish(argv: Sequence[str]) -> int:
     return 0
 
 
+def _power(argv: Sequence[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="langmix power",
+        description="The minimum detectable effect of a finished study's hybrid − mono and "
+        "− cross contrasts, now and with other numbers of seeds and questions, and the seeds "
+        "per cell a target MDE needs (from its per-query files).",
+    )
+    parser.add_argument("study_dir")
+    parser.add_argument("--seeds", type=int, default=None, help="Seeds per cell to plan for.")
+    parser.add_argument(
+        "--question-scale",
+        type=float,
+        default=1.0,
+        help="Question clusters of the planned test set / the measured one.",
+    )
+    parser.add_argument("--target", type=float, default=0.005, help="Target MDE.")
+    parser.add_argument("--metric", default="map_multi")
+    parser.add_argument("--eval-set", default=None, help="Only this test set.")
+    args = parser.parse_args(argv)
+    from langmix.study.power import power_table
+
+    lines = power_table(
+        args.study_dir,
+        seeds=args.seeds,
+        question_scale=args.question_scale,
+        target=args.target,
+        metric=args.metric,
+        eval_set=args.eval_set,
+    )
+    print("\n".join(lines))
+    return 0
+
+
 def format_summary(document: dict) -> str:
     """A short human-readable table of a metrics document."""
     if document.get("dataset") == "miracl":
@@ -344,6 +380,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "study": _study,
     "report": _report,
     "publish": _publish,
+    "power": _power,
     "eval": _eval,
     "encode-corpus": _encode_corpus,
     "index": _index,

@@ -135,3 +135,37 @@ def test_three_way_split_is_disjoint_by_article_and_recorded(
 def test_bad_split_fractions(mlqa_pairs: ParallelPairs, validation, test, message):
     with pytest.raises(ValueError, match=message):
         mlqa_pairs.partition(validation, test)
+
+
+def test_split_version_2_test_part_never_validated(mlqa_pairs: ParallelPairs):
+    """Version 2's test groups are disjoint from every group that chose checkpoints in any
+    design: the validation part without a test part (the first design) and version 1's."""
+    first_design = mlqa_pairs.partition(0.1, 0.0, seed=0)
+    v1 = mlqa_pairs.partition(0.1, 0.2, seed=0)
+    v2 = mlqa_pairs.partition(0.1, 0.2, seed=0, version=2)
+    earlier_validation = first_design.groups("validation") | v1.groups("validation")
+    assert v2.groups("test").isdisjoint(earlier_validation)
+    # The measured overlap that made version 2 necessary: all of the first design's
+    # validation groups were in version 1's test part.
+    assert first_design.groups("validation") <= v1.groups("test")
+    assert v2.groups("retired") == first_design.groups("validation")
+    assert v2.groups("test") == v1.groups("test") - first_design.groups("validation")
+    # Train and validation are version 1's, so students distilled on its train part and
+    # earlier training runs saw exactly what they see under version 2.
+    assert v2.groups("train") == v1.groups("train")
+    assert v2.groups("validation") == v1.groups("validation")
+    parts = [v2.groups(p) for p in ("train", "validation", "test", "retired")]
+    assert sum(map(len, parts)) == len({p.group for p in mlqa_pairs.pairs})
+    assert len(set().union(*parts)) == sum(map(len, parts))
+    assert (v2.digest()["version"], v2.digest()["test_groups"]) == (2, 52)
+    # Version 1's digest is what earlier results recorded: no new keys.
+    assert set(v1.digest()) == {
+        "train", "train_groups", "validation", "validation_groups", "test", "test_groups"
+    }  # fmt: skip
+
+
+def test_split_version_2_needs_a_larger_test_part(mlqa_pairs: ParallelPairs):
+    with pytest.raises(ValueError, match="must exceed validation_fraction"):
+        mlqa_pairs.partition(0.2, 0.1, seed=0, version=2)
+    with pytest.raises(ValueError, match="split version"):
+        mlqa_pairs.partition(0.1, 0.2, seed=0, version=3)

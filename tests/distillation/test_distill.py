@@ -168,7 +168,7 @@ def _one_article(text: str, context: str) -> LareqaDataset:
     return LareqaDataset("xquad-r", ("en",), [query], [cand])
 
 
-def test_text_equal_to_evaluation_text_is_dropped_and_a_shared_title_is_refused(
+def test_text_equal_to_evaluation_text_is_dropped_and_a_shared_title_is_recorded(
     data_dir, monkeypatch
 ):
     texts = DistillationTexts(
@@ -179,9 +179,11 @@ def test_text_equal_to_evaluation_text_is_dropped_and_a_shared_title_is_refused(
     check_unseen(texts, [_one_article("A shared sentence.", "ctx")], data_dir)
     assert texts.by_language["en"] == [("passage", "Only in training.")]
     assert texts.dropped == {"en": 1}
-    monkeypatch.setattr("langmix.distillation.texts._titles", lambda *a: {"Some_Title"})
-    with pytest.raises(ValueError, match=r"article title.*evaluation articles.*Some_Title"):
-        check_unseen(texts, [_one_article("x", "y")], data_dir)
+    assert texts.shared_titles == []
+    # Titles match after normalisation (issue 23: raw titles missed Prime_number).
+    monkeypatch.setattr("langmix.distillation.texts._titles", lambda *a: {"some title"})
+    check_unseen(texts, [_one_article("x", "y")], data_dir)
+    assert texts.shared_titles == ["some title"]
 
 
 @pytest.fixture(scope="module")

@@ -128,6 +128,13 @@ def test_grid_rows_resume_and_failures(tmp_path, data_dir, offline_cache):
     pairs = ParallelPairs.from_lareqa(load_lareqa("mlqa-r", ["en", "de"], data_dir=data_dir))
     parts = pairs.partition(0.1, 0.2, 0)
     assert test_ids == set(parts.test.by_id)
+    # Every question's article group is recorded, the clusters above questions.
+    held = np.load(out / heldout["per_query"])
+    groups = {p.parallel_id: p.group for p in parts.test.pairs}
+    assert [groups[i] for i in held["parallel_ids"]] == held["article_groups"].tolist()
+    # The zero-shot set records what it was checked against (its one article shares nothing).
+    xquad = next(r for r in rows if r["eval_set"].startswith("xquad-r"))
+    assert xquad["zero_shot"] == {"checked_against": ["mlqa-r"], "excluded_articles": []}
     assert not test_ids & (set(parts.train.by_id) | set(parts.validation.by_id))
     assert (out / "report.md").is_file()
     (invocation,) = [json.loads(line) for line in (out / "timing.jsonl").read_text().splitlines()]
@@ -202,6 +209,11 @@ def test_another_study_in_the_same_directory_is_refused(tmp_path, data_dir):
         (('label = "second"', 'label = "second"\ntrain = { split_seed = 3 }'), "may not set"),
         (('label = "second"', 'label = "second"\ntrain = { max_stepz = 3 }'), "unknown training"),
         (('label = "second"', 'label = "second"\ntrain = { max_steps = 0 }'), "max-steps"),
+        (('name = "tiny"', 'name = "tiny"\nstrategy_seeds = { random = [0] }'), "not among"),
+        (('name = "tiny"', 'name = "tiny"\nstrategy_seeds = { mono = [] }'), "non-empty list"),
+        (('name = "tiny"', 'name = "tiny"\nprimary = "xquad"'), "not an evaluation set"),
+        (('name = "tiny"', 'name = "tiny"\nequivalence_margin = 0'), "must be positive"),
+        (("test_fraction = 0.2", "test_fraction = 0.2\nsplit_version = 4"), "split-version"),
     ],
 )
 def test_bad_configs_name_the_file_and_the_problem(tmp_path, data_dir, change, message):
@@ -275,10 +287,25 @@ def test_shipped_configs_are_valid():
         "cpu-full.toml",
         "cpu-distilled.toml",
         "cpu-temperature.toml",
+        "cpu-powered.toml",
         "paper-gpu.toml",
     ):
         config = load_study_config(root / name)
         assert config.cells(), name
+
+
+def test_strategy_seeds_give_a_strategy_its_own_seeds(tmp_path, data_dir):
+    path = _config(tmp_path, data_dir)
+    text = path.read_text().replace(
+        'name = "tiny"', 'name = "tiny"\nstrategy_seeds = { mono = [0, 5] }'
+    )
+    path.write_text(text)
+    config = load_study_config(path)
+    seeds: dict[str, set] = {}
+    for cell in config.cells():
+        seeds.setdefault(cell.strategy, set()).add(cell.seed)
+    assert seeds["mono"] == {0, 5}
+    assert seeds["hybrid"] == set(config.seeds)
 
 
 def test_a_models_train_table_overrides_the_studys(tmp_path, data_dir):
@@ -448,7 +475,7 @@ def test_in_memory_evaluation_equals_the_saved_models(tmp_path, data_dir, offlin
     config = load_study_config(path)
     config.train["data_dir"] = str(data_dir)
     spec = config.evals[0]
-    dataset = StudyRunner(config, out).eval_dataset(spec)
+    dataset = StudyRunner(config, out).evals.dataset(spec)
     saved = load_model(str(out / "cells" / "L1" / "hybrid-a0.5-s0" / "train" / "model"))
     embeddings = encode_lareqa(
         saved, dataset, with_context=False, query_max_length=16, passage_max_length=32,
@@ -459,3 +486,24 @@ def test_in_memory_evaluation_equals_the_saved_models(tmp_path, data_dir, offlin
     assert row["metrics"]["map_cross"] == result.map["cross"]
     assert row["metrics"]["rank_distance"] == result.rank_distance
     assert not (out / "cells" / "L1" / "hybrid-a0.5-s0" / "train" / "checkpoints").exists()
+
+
+def test_zero_shot_sets_leave_out_articles_training_text_shares(tmp_path, data_dir):
+    """XQuAD-R's articles 31 and 40 are MLQA-R articles (normalised titles); the study's
+    XQuAD-R set leaves them out, records why in every row and names them in the log."""
+    from langmix.study.evaluate import EvaluationSets
+
+    path = _config(tmp_path, data_dir)
+    path.write_text(path.read_text().replace("articles = 1", "articles = 41", 1))
+    config = load_study_config(path)
+    sets = EvaluationSets(config, tmp_path / "out")
+    xquad = next(spec for spec in config.evals if spec.dataset == "xquad-r")
+    articles = {q.article for q in sets.dataset(xquad).queries}
+    assert articles == set(range(41)) - {15, 18, 31, 40}
+    record = sets.zero_shot_record(xquad)
+    assert [(a["article"], a["reason"]) for a in record["excluded_articles"]] == [
+        (15, "near-duplicate"), (18, "near-duplicate"), (31, "title"), (40, "title")
+    ]  # fmt: skip
+    assert any("Prime_number" in m for m in sets.exclusion_messages())
+    heldout = next(spec for spec in config.evals if spec.split == "heldout")
+    assert sets.zero_shot_record(heldout) is None  # trained on: not a zero-shot set

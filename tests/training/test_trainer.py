@@ -320,3 +320,23 @@ def test_cli_train_help(capsys):
     out = capsys.readouterr().out
     for option in ("--sampling", "--alpha", "--log-batches", "--resume", "--hard-negatives"):
         assert option in out
+
+
+def test_validation_batches_are_strategy_neutral(tmp_path, data_dir):
+    """Checkpoints are chosen on equal shares of mono, cross and pooled batches, the same
+    batches for every strategy (issue 23: they were hybrid alpha = 0.5's own)."""
+    from collections import Counter
+
+    chosen = {}
+    for sampling in ("mono", "cross", "hybrid"):
+        trainer = Trainer(
+            _args(tmp_path / sampling, data_dir, max_steps=40, eval_steps=20, sampling=sampling)
+        )
+        chosen[sampling] = trainer.validation_batches
+    kinds = Counter(b.batch_type for b in chosen["mono"])
+    assert set(kinds) == {"mono", "cross", "random"} and len(set(kinds.values())) == 1
+    for batch in chosen["mono"]:
+        same = batch.query_languages == batch.passage_languages
+        assert same.all() if batch.batch_type in ("mono", "random") else not same.any()
+    codes = [[b.codes.tolist() for b in batches] for batches in chosen.values()]
+    assert codes[0] == codes[1] == codes[2]

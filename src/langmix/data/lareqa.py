@@ -292,11 +292,13 @@ def load_lareqa(
 
     queries: list[Query] = []
     candidates: list[Candidate] = []
+    titles: dict[tuple[str, int], str] = {}
     ids_by_language: dict[str, set[str]] = {}
     for lang, path in files.items():
         q, c = read_lareqa_file(path, lang)
         queries.extend(q)
         candidates.extend(c)
+        titles.update(((lang, a), t) for a, t in enumerate(read_article_titles(path)) if t)
         ids_by_language[lang] = {x.parallel_id for x in q}
     if len(files) > 1:
         # A language whose question ids match no other language is almost surely a wrong or
@@ -310,4 +312,17 @@ def load_lareqa(
                     "line up across languages",
                     fix="parallel questions must use the same 'id' in every language file",
                 )
-    return LareqaDataset(name, tuple(files), queries, candidates)
+    return LareqaDataset(name, tuple(files), queries, candidates, titles)
+
+
+def read_article_titles(path: str | os.PathLike[str]) -> list[str]:
+    """The ``title`` of every article of a LAReQA file, by article index ("" where absent).
+
+    Records keep only the article index; the zero-shot checks
+    (:mod:`langmix.data.overlap`) compare titles. The file has already been checked by
+    :func:`read_lareqa_file`.
+    """
+    with Path(path).open(encoding="utf-8") as handle:
+        raw = json.load(handle)
+    titles = [a.get("title", "") for a in raw["data"]]
+    return [t if isinstance(t, str) else "" for t in titles]

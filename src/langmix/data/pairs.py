@@ -33,6 +33,9 @@ from langmix.data.lareqa import parse_languages
 from langmix.data.records import LareqaDataset
 from langmix.outputs import atomic_path
 
+#: Split versions of :meth:`ParallelPairs.partition`.
+SPLIT_VERSIONS = (1, 2)
+
 
 @dataclass(frozen=True, slots=True)
 class Pair:
@@ -88,7 +91,7 @@ class ParallelPairs:
         language, so a split by group never puts the same article, in any language, on both
         sides (in MLQA-R, article indices differ between languages, hence the components).
         """
-        groups = _article_components(dataset)
+        groups = article_groups(dataset)
         pairs = [
             Pair(
                 q.parallel_id,
@@ -126,22 +129,34 @@ class ParallelPairs:
         return parts.train, parts.validation
 
     def partition(
-        self, validation_fraction: float = 0.1, test_fraction: float = 0.0, seed: int = 0
+        self,
+        validation_fraction: float = 0.1,
+        test_fraction: float = 0.0,
+        seed: int = 0,
+        *,
+        version: int = 1,
     ) -> SplitParts:
         """Split three ways by group: train, validation (checkpoint choice), test (untouched).
 
-        The groups are shuffled once with ``seed``; the first ``test_fraction`` of them form
-        the test part and the next ``validation_fraction`` the validation part, so a study
-        that adds a test part keeps every validation group out of training, and the test
-        part depends only on the data, the seed and its fraction.
+        The groups are shuffled once with ``seed``. Version 1: the first ``test_fraction``
+        of them form the test part and the next ``validation_fraction`` the validation
+        part. Version 2 keeps version 1's train and validation parts and takes its test
+        part from version 1's test groups minus the first ``validation_fraction`` of the
+        order: those were the validation part of a split without a test part (the same
+        seed and fraction, ``test_fraction = 0``), so they chose checkpoints there and are
+        not untouched. They are *retired*: in no part. The train part is the same in both
+        versions, so what was trained (or distilled) on under one is trained on under the
+        other.
 
         Args:
             validation_fraction: Share of groups for validation, in (0, 1).
             test_fraction: Share of groups for the test part, in [0, 1) (0: none).
             seed: Seed of the group shuffle.
+            version: 1 or 2, as above.
 
         Raises:
-            ValueError: If a fraction is out of range or a part would be empty.
+            ValueError: If a fraction or the version is out of range or a part would be
+                empty.
 
         Example:
             >>> pairs = ParallelPairs("toy", ("en",), [
@@ -151,25 +166,46 @@ class ParallelPairs:
             (5, 2, 3)
             >>> parts.groups("train").isdisjoint(parts.groups("test"))
             True
+            >>> fresh = pairs.partition(0.2, 0.3, seed=0, version=2)
+            >>> len(fresh.train), len(fresh.validation), len(fresh.test), len(fresh.retired)
+            (5, 2, 1, 2)
+            >>> fresh.groups("retired") == pairs.partition(0.2, seed=0).groups("validation")
+            True
         """
         if not 0.0 < validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
         if not 0.0 <= test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        if version not in SPLIT_VERSIONS:
+            raise ValueError(f"split version must be one of {SPLIT_VERSIONS}, got {version}")
         groups = sorted({p.group for p in self.pairs})
         order = np.random.default_rng(seed).permutation(len(groups))
         n_test = max(1, round(test_fraction * len(groups))) if test_fraction else 0
         n_val = max(1, round(validation_fraction * len(groups)))
         if n_test + n_val >= len(groups):
             raise ValueError(f"{len(groups)} group(s) are too few to split")
-        test = {groups[i] for i in order[:n_test]}
+        n_retired = min(n_val, n_test) if version == 2 else 0
+        if n_test and n_retired >= n_test:
+            raise ValueError(
+                f"split version 2 takes its test part from the first {n_test} groups minus "
+                f"the {n_val} that validated before a test part existed; test_fraction "
+                f"({test_fraction}) must exceed validation_fraction ({validation_fraction})"
+            )
+        retired = {groups[i] for i in order[:n_retired]}
+        test = {groups[i] for i in order[n_retired:n_test]}
         held_out = {groups[i] for i in order[n_test : n_test + n_val]}
-        parts = {"train": [], "validation": [], "test": []}
+        parts: dict[str, list[Pair]] = {"train": [], "validation": [], "test": [], "retired": []}
         for p in self.pairs:
-            side = "test" if p.group in test else "validation" if p.group in held_out else "train"
+            if p.group in retired:
+                side = "retired"
+            elif p.group in test:
+                side = "test"
+            else:
+                side = "validation" if p.group in held_out else "train"
             parts[side].append(p)
         return SplitParts(
-            *(ParallelPairs(f"{self.name}:{side}", self.languages, parts[side]) for side in parts)
+            *(ParallelPairs(f"{self.name}:{side}", self.languages, parts[side]) for side in parts),
+            version=version,
         )
 
     def to_jsonl(self, path: str | os.PathLike[str]) -> None:
@@ -201,27 +237,39 @@ class SplitParts:
     train: ParallelPairs
     validation: ParallelPairs
     test: ParallelPairs
+    retired: ParallelPairs
+    version: int = 1
 
     def groups(self, part: str) -> set[str]:
-        """The group ids of one part (``train``, ``validation`` or ``test``)."""
+        """The group ids of one part (``train``, ``validation``, ``test`` or ``retired``)."""
         return {p.group for p in getattr(self, part).pairs}
 
     def digest(self) -> dict[str, str | int]:
         """A short hash of each part's sorted group ids and the group counts.
 
         Results record it, so a reader can check which groups each part held and that two
-        runs used the same split.
+        runs used the same split. Version 2 adds its version and its retired groups;
+        version 1's digest is unchanged, so earlier results still match it.
         """
         out: dict[str, str | int] = {}
-        for part in ("train", "validation", "test"):
+        parts = ("train", "validation", "test") + (("retired",) if self.version > 1 else ())
+        for part in parts:
             ids = sorted(self.groups(part))
             out[part] = hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]
             out[f"{part}_groups"] = len(ids)
+        if self.version > 1:
+            out["version"] = self.version
         return out
 
 
-def _article_components(dataset: LareqaDataset) -> dict[str, str]:
-    """Map each parallel id to a group label: union-find over shared (language, article)."""
+def article_groups(dataset: LareqaDataset) -> dict[str, str]:
+    """Map each parallel id to its article group: union-find over shared (language, article).
+
+    In XQuAD-R (parallel articles) a group is one article; in MLQA-R, whose article indices
+    differ between languages, it is the connected component of questions sharing an article
+    in any language. Splits keep groups whole, and the study's statistics may resample
+    them as the top-level clusters.
+    """
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:

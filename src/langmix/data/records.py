@@ -107,6 +107,8 @@ class LareqaDataset:
     languages: tuple[str, ...]
     queries: list[Query]
     candidates: list[Candidate]
+    #: ``(language, article index) -> title``, where the files name their articles.
+    titles: dict[tuple[str, int], str] = field(default_factory=dict)
     _cand_index: dict[str, int] = field(init=False, repr=False)
     _answers: dict[str, dict[str, int]] = field(init=False, repr=False)
 
@@ -148,6 +150,7 @@ class LareqaDataset:
             ordered,
             [q for q in self.queries if q.language in keep],
             [c for c in self.candidates if c.language in keep],
+            {k: v for k, v in self.titles.items() if k[0] in keep},
         )
 
     def restrict(self, parallel_ids: Iterable[str], name: str | None = None) -> LareqaDataset:
@@ -169,7 +172,25 @@ class LareqaDataset:
         languages = tuple(
             lang for lang in self.languages if any(q.language == lang for q in queries)
         )
-        return LareqaDataset(name or self.name, languages, queries, candidates)
+        titles = {k: v for k, v in self.titles.items() if k in articles}
+        return LareqaDataset(name or self.name, languages, queries, candidates, titles)
+
+    def without_articles(self, articles: Iterable[int], name: str | None = None) -> LareqaDataset:
+        """The questions and pool of every article but these (by index, in every language).
+
+        Example:
+            >>> ds.without_articles([31, 40]).titles.get(("en", 40))  # doctest: +SKIP
+        """
+        drop = set(articles)
+        ids = {q.parallel_id for q in self.queries if q.article not in drop}
+        return self.restrict(ids, name)
+
+    def article_titles(self) -> dict[int, str]:
+        """Article index -> title, from the first language that names it."""
+        out: dict[int, str] = {}
+        for (_, article), title in sorted(self.titles.items(), key=lambda kv: kv[0][1]):
+            out.setdefault(article, title)
+        return out
 
     def first_articles(self, count: int) -> LareqaDataset:
         """The questions of the first ``count`` articles (by index) in any language."""

@@ -322,6 +322,8 @@ def distill(args: DistillArguments, *, show_progress: bool = True) -> dict[str, 
         "teacher": args.teacher,
         "texts": texts.counts(),
         "texts_dropped_as_evaluation_text": texts.dropped,
+        # A study leaves these articles out of its zero-shot sets (langmix.data.overlap).
+        "evaluation_titles_shared": texts.shared_titles,
         "text_digest": texts.digest(),
     }
     target_dir = out / MODEL_DIR

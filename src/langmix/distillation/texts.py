@@ -3,10 +3,13 @@
 The text is the training part of MLQA-R under the study's own split (questions, every
 sentence of the training articles, and their paragraphs), so the later study's validation
 and test parts and all of XQuAD-R stay unseen by the students, exactly as by the cuts.
-:func:`check_unseen` proves it on the text itself rather than trusting the split: it refuses
-text whose articles share a title with XQuAD-R's, and drops (and counts) any text that
-equals an evaluation question, sentence or paragraph (MLQA-R shares a few short sentences
-across articles, such as citation markers).
+:func:`check_unseen` checks it on the text itself rather than trusting the split: it drops
+(and counts) any text that equals an evaluation question, sentence or paragraph (MLQA-R
+shares a few short sentences across articles, such as citation markers), and records the
+evaluation-only articles whose normalised title a training article shares (MLQA-R's
+"Prime number" is XQuAD-R's ``Prime_number``). Those are not refused here: the fine-tuning
+data hold them too, so a study leaves them out of its zero-shot sets
+(:mod:`langmix.data.overlap`, which also finds near-duplicate sentences).
 
 Example:
     >>> texts = distillation_texts(DistillArguments(layers=4, output_dir="o"))  # doctest: +SKIP
@@ -19,10 +22,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from langmix.data.errors import DataError
-from langmix.data.lareqa import load_lareqa
+from langmix.data.lareqa import load_lareqa, read_article_titles
 from langmix.data.pairs import ParallelPairs
 from langmix.data.records import LareqaDataset
+from langmix.data.sources import resolve_file
 from langmix.distillation.arguments import EVALUATION_ONLY, DistillArguments
 
 #: Prompt kinds: questions are encoded as queries, sentences and paragraphs as passages, as
@@ -38,11 +41,14 @@ class DistillationTexts:
         by_language: ``language -> [(kind, text), ...]``, unique within a language.
         dropped: Texts left out because they equal evaluation text, per language.
         titles: Article titles the text comes from.
+        shared_titles: Evaluation-only article titles that a training article shares after
+            normalisation (:func:`langmix.data.overlap.normalise_title`).
     """
 
     by_language: dict[str, list[tuple[str, str]]]
     dropped: dict[str, int] = field(default_factory=dict)
     titles: set[str] = field(default_factory=set)
+    shared_titles: list[str] = field(default_factory=list)
 
     @property
     def languages(self) -> list[str]:
@@ -70,20 +76,10 @@ def _texts_of(dataset: LareqaDataset) -> dict[str, list[tuple[str, str]]]:
     return {lang: [t for t in texts if t[1].strip()] for lang, texts in out.items()}
 
 
-def _file_titles(name: str, language: str, data_dir: str | None) -> list[str]:
-    """Article titles of one raw LAReQA file, by article index (records keep only the index)."""
-    import json
-
-    from langmix.data.sources import resolve_file
-
-    path = resolve_file(f"{name}/{language}.json", data_dir)
-    return [a.get("title", "") for a in json.loads(path.read_text("utf-8"))["data"]]
-
-
 def _titles(dataset: LareqaDataset, name: str, data_dir: str | None) -> set[str]:
     titles: set[str] = set()
     for lang in dataset.languages:
-        by_index = _file_titles(name, lang, data_dir)
+        by_index = read_article_titles(resolve_file(f"{name}/{lang}.json", data_dir))
         titles.update(by_index[c.article] for c in dataset.candidates if c.language == lang)
     titles.discard("")
     return titles
@@ -94,7 +90,6 @@ def distillation_texts(args: DistillArguments) -> DistillationTexts:
 
     Raises:
         ValueError: For evaluation-only data (XQuAD-R).
-        DataError: If the text shares an article title with XQuAD-R.
     """
     args.validate()
     name = args.dataset.lower()
@@ -120,30 +115,26 @@ def distillation_texts(args: DistillArguments) -> DistillationTexts:
 def check_unseen(
     texts: DistillationTexts, evaluation: list[LareqaDataset], data_dir: str | None = None
 ) -> None:
-    """Drop every text equal to an evaluation text; refuse titles shared with evaluation data.
+    """Drop every text equal to an evaluation text; record titles shared with evaluation data.
 
     Args:
-        texts: Distillation text; changed in place (``dropped`` counts what was removed).
+        texts: Distillation text; changed in place (``dropped`` counts what was removed,
+            ``shared_titles`` lists the evaluation-only titles a training article shares).
         evaluation: Every dataset a student will be evaluated on (XQuAD-R, and the held-out
             parts of the set distilled on).
         data_dir: Where the raw files are, for the titles.
-
-    Raises:
-        DataError: An article title of the distillation text is also an evaluation article.
     """
+    from langmix.data.overlap import normalise_title
+
     seen: set[str] = set()
+    own = {normalise_title(t) for t in texts.titles}
     for dataset in evaluation:
         for lang_texts in _texts_of(dataset).values():
             seen.update(text for _, text in lang_texts)
         if dataset.name in EVALUATION_ONLY:
             titles = _titles(dataset, dataset.name, data_dir)
-            shared = sorted(titles & texts.titles)
-            if shared:
-                raise DataError(
-                    dataset.name,
-                    f"{len(shared)} article title(s) of the distillation text are evaluation "
-                    f"articles (e.g. {shared[0]!r}); distillation never sees evaluation text",
-                )
+            shared = sorted(t for t in titles if normalise_title(t) in own)
+            texts.shared_titles = sorted(set(texts.shared_titles) | set(shared))
     for lang, items in texts.by_language.items():
         kept = [item for item in items if item[1] not in seen]
         texts.dropped[lang] = len(items) - len(kept)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from langmix.data import LareqaDataset
+from langmix.data.pairs import article_groups
 from langmix.evaluation.encoding import PASSAGE, QUERY, EmbeddingCache, encode
 from langmix.evaluation.metrics import LareqaResult, evaluate_lareqa
 from langmix.outputs import atomic_path, write_json_atomic
@@ -190,7 +191,7 @@ def save_per_query(
 ) -> Path:
     """Write the per-query scores (the unit of the study's paired statistics) atomically.
 
-    Arrays: ``languages``, ``query_ids``, ``parallel_ids`` and every :class:`LareqaPerQuery`
+    Arrays: ``languages``, ``query_ids``, ``parallel_ids``, ``article_groups`` and every :class:`LareqaPerQuery`
     field (``query_lang``, ``n_relevant``, ``mono_ap``, ``mono_recall1``, ``cross_ap``,
     ``cross_recall1``, ``multi_ap``, ``multi_recall10``, ``rank_distance``).
 
@@ -199,10 +200,14 @@ def save_per_query(
     """
     path = Path(path)
     per_query = result.per_query
+    groups = article_groups(dataset)
     arrays = {
         "languages": np.asarray(per_query.languages),
         "query_ids": np.asarray([q.id for q in dataset.queries]),
         "parallel_ids": np.asarray([q.parallel_id for q in dataset.queries]),
+        # The article group of each question (langmix.data.pairs.article_groups): the
+        # clusters above questions, for article-level resampling.
+        "article_groups": np.asarray([groups[q.parallel_id] for q in dataset.queries]),
     }
     for name in (
         "query_lang",

@@ -10,6 +10,11 @@ Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
     strategies = ["mono", "cross", "hybrid", "random"]
     alphas = [0.5]              # hybrid only; one cell per alpha
     seeds = [0]
+    strategy_seeds = { random = [0, 1, 2] }   # optional: other seeds for some strategies
+                                # (e.g. fewer for a secondary baseline; see langmix power)
+    primary = "xquad-r"         # optional: the evaluation set of the primary family of
+                                # tests (default: the first test set)
+    equivalence_margin = 0.005  # optional: the margin of the equivalence tests (mAP)
     untrained = true            # evaluate each model before training, as the reference
     keep_models = true          # false: evaluate each trained model in memory, never write it
     report_to = "none"          # training curves of every cell: none, tensorboard, wandb
@@ -69,6 +74,7 @@ _SHARED_SETTINGS = {
     "validation_fraction",
     "test_fraction",
     "split_seed",
+    "split_version",
     "with_context",
 }
 # Train settings that follow a [study] setting.
@@ -151,6 +157,12 @@ class StudyConfig:
     description: str = ""
     keep_models: bool = True
     report_to: str = "none"
+    #: The evaluation set of the primary family of tests ("" for the first test set).
+    primary: str = ""
+    #: Margin of the equivalence tests, in the metric's units.
+    equivalence_margin: float = 0.005
+    #: Seeds of the strategies that do not use ``seeds`` (strategy -> seeds).
+    strategy_seeds: dict[str, list[int]] = field(default_factory=dict)
     path: Path | None = field(default=None, repr=False)
 
     def cells(self) -> list[Cell]:
@@ -159,8 +171,13 @@ class StudyConfig:
         for model in self.models:
             if self.untrained:
                 cells.append(Cell(model, "untrained", None, None))
-            for seed in self.seeds:
+            all_seeds = sorted(
+                {s for v in self.strategy_seeds.values() for s in v} | set(self.seeds)
+            )
+            for seed in all_seeds:
                 for strategy in self.strategies:
+                    if seed not in self.strategy_seeds.get(strategy, self.seeds):
+                        continue
                     hybrid = strategy == "hybrid"
                     for alpha in list(model.alphas or self.alphas) if hybrid else [None]:
                         cells.append(Cell(model, strategy, alpha, seed))
@@ -201,6 +218,8 @@ _STUDY_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "description": (str,),
     "compare_with": (str,),
+    "primary": (str,),
+    "equivalence_margin": _NUMBER,
     "untrained": (bool,),
     "keep_models": (bool,),
     "report_to": (str,),
@@ -313,6 +332,9 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         "strategies",
         "alphas",
         "seeds",
+        "strategy_seeds",
+        "primary",
+        "equivalence_margin",
         "untrained",
         "keep_models",
         "report_to",
@@ -336,6 +358,18 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     if any(not 0 <= a <= 1 for a in alphas):
         raise _fail(path, f"alphas must be in [0, 1], got {alphas}", "[study]")
     seeds = _check_list(path, "[study]", "seeds", study.get("seeds", [0]), (int,))
+    strategy_seeds = study.get("strategy_seeds", {})
+    if not isinstance(strategy_seeds, dict):
+        raise _fail(path, "strategy_seeds must be a table of strategy = [seeds]", "[study]")
+    for strategy, values in strategy_seeds.items():
+        if strategy not in strategies:
+            raise _fail(
+                path,
+                f"strategy_seeds names {strategy!r}, which is not among the study's "
+                f"strategies ({', '.join(strategies)})",
+                "[study]",
+            )
+        _check_list(path, "[study]", f"strategy_seeds.{strategy}", values, (int,))
     try:
         check_report_to(study.get("report_to", "none"))
     except ValueError as exc:
@@ -424,6 +458,9 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         description=str(study.get("description", "")),
         keep_models=bool(study.get("keep_models", True)),
         report_to=str(study.get("report_to", "none")),
+        strategy_seeds={k: list(v) for k, v in strategy_seeds.items()},
+        primary=str(study.get("primary", "")),
+        equivalence_margin=float(study.get("equivalence_margin", 0.005)),
         path=path,
     )
     # Validate the training options once per model, with a stand-in cell, before anything runs.
@@ -492,4 +529,15 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     names = [e.name for e in config.evals]
     if len(set(names)) != len(names):
         raise _fail(path, f"evaluation sets must differ, got {names}", "[[eval]]")
+    if config.primary and config.primary not in names:
+        raise _fail(
+            path,
+            f"primary = {config.primary!r} is not an evaluation set of the study "
+            f"({', '.join(names)})",
+            "[study]",
+        )
+    if config.primary.endswith(":validation"):
+        raise _fail(path, "the primary set cannot be the validation part", "[study]")
+    if not config.equivalence_margin > 0:
+        raise _fail(path, "equivalence_margin must be positive", "[study]")
     return config

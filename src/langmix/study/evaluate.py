@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from langmix.data.lareqa import load_lareqa
+from langmix.data.lareqa import LAREQA_DATASETS, load_lareqa
+from langmix.data.overlap import ArticleOverlap
 from langmix.data.records import LareqaDataset
+from langmix.models.offline import DISTILLED_MODEL
 from langmix.outputs import atomic_path, write_json_atomic
 from langmix.study.config import Cell, EvalSpec, StudyConfig
 
@@ -43,6 +45,9 @@ class EvaluationSets:
         self.verbose = verbose
         self.phase: Callable[[str], None] = lambda text: None
         self._datasets: dict[str, Any] = {}
+        #: Per zero-shot evaluation set, the articles left out because training text
+        #: shares them (:mod:`langmix.data.overlap`).
+        self.excluded: dict[str, list[ArticleOverlap]] = {}
 
     def dataset(self, spec: EvalSpec) -> Any:
         """The evaluation data of one set, loaded once per study."""
@@ -67,8 +72,87 @@ class EvaluationSets:
                 )
             if spec.articles:
                 data = data.first_articles(spec.articles)
+            if self.is_zero_shot(spec):
+                data = self._without_overlap(spec, data)
         self._datasets[spec.name] = data
         return data
+
+    def is_zero_shot(self, spec: EvalSpec) -> bool:
+        """Whether ``spec`` is a zero-shot set: LAReQA data that no cell trains on."""
+        return spec.dataset != "miracl" and spec.dataset not in self.config.train["train"]
+
+    def _training_sources(self) -> list[tuple[str, dict, dict]]:
+        """``(name, language -> titles, language -> texts)`` of every text any model of the
+        study learnt from: the training sets in full (every part, which is stricter than the
+        train part alone) and the data the distilled students were distilled on."""
+        from langmix.data.overlap import dataset_texts
+        from langmix.data.pairs import ParallelPairs
+        from langmix.training.data import load_training_pairs
+
+        if "sources" in self._datasets:
+            return self._datasets["sources"]
+        train = self.config.train
+        names = list(dict.fromkeys(train["train"]))
+        if any(DISTILLED_MODEL in m.name for m in self.config.models):
+            from langmix.distillation.arguments import DistillArguments
+
+            names.append(DistillArguments(layers=1, output_dir="-").dataset)
+        sources = []
+        for name in dict.fromkeys(names):
+            if name.lower() in LAREQA_DATASETS:
+                data = load_lareqa(name, data_dir=train.get("data_dir"))
+                titles: dict[str, list[str]] = {}
+                for (language, _), title in data.titles.items():
+                    titles.setdefault(language, []).append(title)
+                sources.append((name, titles, dataset_texts(data)))
+                continue
+            pairs: ParallelPairs = load_training_pairs(
+                name, train.get("languages"), data_dir=train.get("data_dir")
+            )
+            texts: dict[str, list[str]] = {}
+            for p in pairs.pairs:
+                texts.setdefault(p.language, []).extend([p.query, p.positive, *p.negatives])
+            sources.append((name, {}, texts))
+        self._datasets["sources"] = sources
+        return sources
+
+    def _without_overlap(self, spec: EvalSpec, data: LareqaDataset) -> LareqaDataset:
+        """``data`` without the articles any training text shares (title or near-duplicate)."""
+        from langmix.data.overlap import overlapping_articles
+
+        full = load_lareqa(spec.dataset, data_dir=self.config.train.get("data_dir"))
+        present = {q.article for q in data.queries}
+        found = [
+            o
+            # Judged on the article in every language, whatever languages this set keeps.
+            for o in overlapping_articles(full, full.article_titles(), self._training_sources())
+            if o.article in present
+        ]
+        self.excluded[spec.name] = found
+        if not found:
+            return data
+        return data.without_articles([o.article for o in found], data.name)
+
+    def exclusion_messages(self) -> list[str]:
+        """One line per article left out of a zero-shot set, for the study log."""
+        return [
+            f"{name}: not zero-shot, left out: {overlap.describe()}"
+            for name, overlaps in self.excluded.items()
+            for overlap in overlaps
+        ]
+
+    def zero_shot_record(self, spec: EvalSpec) -> dict[str, Any] | None:
+        """What a zero-shot row records: the sources checked and every excluded article."""
+        if not self.is_zero_shot(spec):
+            return None
+        self.dataset(spec)
+        return {
+            "checked_against": [name for name, _, _ in self._training_sources()],
+            "excluded_articles": [
+                {"article": o.article, "title": o.title, "reason": o.reason, "detail": o.detail}
+                for o in self.excluded.get(spec.name, [])
+            ],
+        }
 
     def split_parts(self, dataset: str) -> Any:
         """The trainer's own three-way split of a training set (same loader, languages,
@@ -86,6 +170,7 @@ class EvaluationSets:
                 train.get("validation_fraction", 0.1),
                 train.get("test_fraction", 0.0),
                 train.get("split_seed", 0),
+                version=train.get("split_version", 1),
             )
         return self._datasets[key]
 
@@ -114,6 +199,9 @@ class EvaluationSets:
             else "+".join(self.config.train["train"]),
             "eval_set": spec.name,
         }
+        zero_shot = self.zero_shot_record(spec)
+        if zero_shot is not None:
+            row["zero_shot"] = zero_shot
         if spec.split != "all":
             # Which groups the evaluated part held (hash and count), beside the training
             # split's, so disjointness can be checked from results.jsonl alone.

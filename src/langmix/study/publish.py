@@ -32,7 +32,7 @@ from langmix.study.statistics import _ARRAYS
 __all__ = ["KEPT_ARRAYS", "publish_study", "reduce_per_query"]
 
 #: Arrays that define the units of a metric (clusters, groups, rows), always kept.
-_IDENTITY = ("languages", "parallel_ids", "query_lang", "query_ids")
+_IDENTITY = ("languages", "parallel_ids", "article_groups", "query_lang", "query_ids")
 #: Every array a published report reads: the identities and the tested metrics' values.
 KEPT_ARRAYS = frozenset(
     _IDENTITY + tuple(_ARRAYS[m] for metrics in TESTED.values() for m in metrics)
@@ -57,9 +57,10 @@ def reduce_per_query(source: str | os.PathLike[str], target: str | os.PathLike[s
         # the scores; integer codes (in sorted id order, the same in every file of an
         # evaluation set) define the same clusters. MIRACL keeps its query ids.
         kept.pop("query_ids", None)
-        kept["parallel_ids"] = np.unique(kept["parallel_ids"], return_inverse=True)[1].astype(
-            np.int32
-        )
+        for name in ("parallel_ids", "article_groups"):
+            if name in kept:
+                codes = np.unique(kept[name], return_inverse=True)[1]
+                kept[name] = codes.astype(np.int32)
     for name, array in kept.items():
         # float32 halves the published size; the rows keep the exact headlines, and what
         # float32 rounding (~1e-7 relative) moves is far below the report's 4 decimals.

@@ -18,20 +18,20 @@ Layout of ``OUTPUT``::
     cells/{label}/.../{eval set}/per_query.npz, metrics.json
     report.md, plots/               rebuilt from results.jsonl after the grid
 
-Models: each model of the grid is loaded once per invocation (cells run model by model) and
-kept in memory while its cells run: the untrained cell evaluates it, every trained cell trains
-a copy and evaluates the trained copy in memory (the same numbers as the saved model gives,
-bit for bit). ``load_s`` in a row's timing is the time to get the cell's model: loading the
-base model for the first cell of a model, copying it for the others. With ``keep_models =
-false`` trained models are never written.
+Models: each model of the grid is loaded once per invocation (cells run model by model) and kept
+in memory while its cells run: the untrained cell evaluates it, every trained cell trains a copy
+and evaluates the trained copy in memory (the same numbers as the saved model gives, bit for
+bit). ``load_s`` in a row's timing is the time to get the cell's model: loading the base model
+for the first cell of a model, copying it for the others. With ``keep_models = false`` trained
+models are never written.
 
 Resuming: a (cell, evaluation set) with a row in ``results.jsonl`` is never redone; a cell
-whose training was interrupted resumes from its last checkpoint (kept until every evaluation
-of the cell is recorded, so a cell killed while evaluating is not trained again); a cut last
-line of ``results.jsonl`` (a kill during the write) is dropped on start.
+whose training was interrupted resumes from its last checkpoint (kept until every evaluation of
+the cell is recorded, so a cell killed while evaluating is not trained again); a cut last line
+of ``results.jsonl`` (a kill during the write) is dropped on start.
 
-The console shows one display (:class:`~langmix.study.display.StudyDisplay`): cells done and left, the current cell
-and its phase, and the time left; the messages go to ``study.log`` as well.
+The console shows one display (:class:`~langmix.study.display.StudyDisplay`): cells done
+and left, the current cell and its phase, and the time left; messages go to ``study.log``.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from langmix.outputs import (
     safe_name,
     write_text_atomic,
 )
-from langmix.study.config import Cell, EvalSpec, ModelSpec, StudyConfig, load_study_config
+from langmix.study.config import Cell, ModelSpec, StudyConfig, load_study_config
 from langmix.study.display import StudyDisplay, format_duration
 from langmix.study.evaluate import EvaluationSets
 
@@ -230,10 +230,6 @@ class StudyRunner:
             remove_outputs(self.out, STUDY_OUTPUTS)  # only what a study writes
         write_text_atomic(record, source)
 
-    def eval_dataset(self, spec: EvalSpec) -> Any:
-        """The evaluation data of one set, loaded once per study."""
-        return self.evals.dataset(spec)
-
     def _preflight(self) -> None:
         """Fail in seconds on what would otherwise fail every cell of a model hours later.
 
@@ -255,7 +251,7 @@ class StudyRunner:
             with self._blame(f"[train] train = {args.train}, languages = {args.languages}"):
                 load_training_sets(args)
         for spec in self.config.evals:
-            self.eval_dataset(spec)
+            self.evals.dataset(spec)
 
     @contextlib.contextmanager
     def _blame(self, setting: str) -> Iterator[None]:
@@ -332,6 +328,8 @@ class StudyRunner:
             + (f"{reused} taken from {self.reuse_from}, " if self.reuse_from else "")
             + f"{len(todo)} to run"
         )
+        for message in self.evals.exclusion_messages():
+            self._say(message)
         self._prepare_students(todo)
         failed: list[str] = []
         durations: dict[tuple[str, bool], list[float]] = {}

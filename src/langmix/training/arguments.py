@@ -18,6 +18,7 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from langmix.data.pairs import SPLIT_VERSIONS
 from langmix.sampling.sampler import STRATEGIES
 
 
@@ -87,6 +88,14 @@ class TrainArguments:
     )
     split_seed: int = field(
         default=0, metadata={"help": "Seed of the train/validation split (keep fixed in studies)."}
+    )
+    split_version: int = field(
+        default=1,
+        metadata={
+            "help": "Split version: 1, or 2 (the same train and validation parts, and a test "
+            "part without the groups that validated before a test part existed; see "
+            "ParallelPairs.partition)."
+        },
     )
     eval_steps: int | None = field(
         default=None,
@@ -191,6 +200,10 @@ class TrainArguments:
             raise ValueError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
         if self.test_fraction and not self.validation_fraction:
             raise ValueError("--test-fraction needs a validation split (--validation-fraction > 0)")
+        if self.split_version not in SPLIT_VERSIONS:
+            raise ValueError(
+                f"--split-version must be one of {SPLIT_VERSIONS}, got {self.split_version}"
+            )
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise ValueError("--validation-fraction + --test-fraction must leave training data")
         if not 0.0 <= self.warmup_ratio < 1.0:

@@ -74,6 +74,7 @@ def split_training_sets(
     validation_fraction: float,
     seed: int,
     test_fraction: float = 0.0,
+    version: int = 1,
 ) -> tuple[list[ParallelPairs], list[ParallelPairs]]:
     """Hold out ``validation_fraction`` of each set's groups (none if the fraction is 0).
 
@@ -84,14 +85,18 @@ def split_training_sets(
         return list(sets), []
     train, validation = [], []
     for pairs in sets:
-        parts = pairs.partition(validation_fraction, test_fraction, seed)
+        parts = pairs.partition(validation_fraction, test_fraction, seed, version=version)
         train.append(parts.train)
         validation.append(parts.validation)
     return train, validation
 
 
 def split_digests(
-    sets: Sequence[ParallelPairs], validation_fraction: float, seed: int, test_fraction: float
+    sets: Sequence[ParallelPairs],
+    validation_fraction: float,
+    seed: int,
+    test_fraction: float,
+    version: int = 1,
 ) -> dict[str, dict[str, str | int]]:
     """Per training set, the hash and size of each part's groups (empty without validation).
 
@@ -102,6 +107,8 @@ def split_digests(
     if validation_fraction == 0:
         return {}
     return {
-        pairs.name: pairs.partition(validation_fraction, test_fraction, seed).digest()
+        pairs.name: pairs.partition(
+            validation_fraction, test_fraction, seed, version=version
+        ).digest()
         for pairs in sets
     }

@@ -78,6 +78,10 @@ def check_mixed_precision(mode: str) -> None:
         )
 
 
+#: The batch kinds validation is scored on, in equal shares.
+VALIDATION_STRATEGIES = ("mono", "cross", "random")
+
+
 class Trainer:
     """Fine-tunes a dual encoder with InfoNCE over language-aware batches.
 
@@ -137,12 +141,12 @@ class Trainer:
         # Data first: a bad file should fail in a second, not after the model is loaded.
         sets = load_training_sets(args)
         self.train_sets, self.validation_sets = split_training_sets(
-            sets, args.validation_fraction, args.split_seed, args.test_fraction
+            sets, args.validation_fraction, args.split_seed, args.test_fraction, args.split_version
         )
         # Which groups each part held, by hash: a study's test rows carry the same hashes,
         # so anyone can check that no test group was trained on or validated on.
         self.split = split_digests(
-            sets, args.validation_fraction, args.split_seed, args.test_fraction
+            sets, args.validation_fraction, args.split_seed, args.test_fraction, args.split_version
         )
         self.sampler = LanguageBatchSampler(
             self.train_sets,
@@ -179,8 +183,9 @@ class Trainer:
     def _validation_batches(self) -> tuple[list[Batch], ExampleTable | None]:
         """Fixed validation batches, the same for every strategy and seed of a study.
 
-        They are hybrid (half mono, half cross) so that checkpoint selection rewards neither
-        strategy's own batch type.
+        Equal shares of mono, cross and pooled (random) batches, so that checkpoint
+        selection rewards no strategy's own batch type (hybrid batches would be hybrid
+        α = 0.5's own distribution).
         """
         if not self.validation_sets:
             return [], None
@@ -197,17 +202,17 @@ class Trainer:
                 "the validation split is too small for one batch; raise --validation-fraction "
                 "or set it to 0"
             )
-        sampler = LanguageBatchSampler(
-            self.validation_sets,
-            size,
-            "hybrid",
-            alpha=0.5,
-            seed=self.args.split_seed,
-            rank=self.rank,
-            world_size=self.world_size,
-        )
-        count = min(sampler.steps_per_epoch, 50)
-        return list(sampler.batches(0, count)), sampler.table
+        samplers = [
+            LanguageBatchSampler(
+                self.validation_sets, size, kind, seed=self.args.split_seed, rank=self.rank,
+                world_size=self.world_size,
+            )
+            for kind in VALIDATION_STRATEGIES
+        ]  # fmt: skip
+        count = max(1, min(samplers[0].steps_per_epoch, 50) // len(samplers))
+        # Interleaved kinds; one table serves all, as every sampler indexes the same pairs.
+        per_kind = [list(sampler.batches(0, count)) for sampler in samplers]
+        return [b for group in zip(*per_kind, strict=True) for b in group], samplers[0].table
 
     def _check_hard_negatives(self) -> None:
         k = self.args.hard_negatives

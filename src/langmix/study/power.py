@@ -1,0 +1,242 @@
+"""What a test can see, and what an equality claim needs: minimum detectable effects and TOST.
+
+A "not significant" verdict says nothing unless the reader knows how large an effect the
+test could have found: the **minimum detectable effect** (MDE) is the true difference a
+two-sided t-test at level ``alpha`` rejects with probability ``power``, for the standard
+error and degrees of freedom the study measured. Equality is never read from
+non-significance: it needs an **equivalence test** (two one-sided tests, TOST) against a
+stated margin, which rejects "the difference is at least the margin" on both sides.
+
+scipy has the t distribution but neither formula for a bootstrap standard error with
+Welch-Satterthwaite degrees of freedom (statsmodels' power classes assume a sample size and
+a standardised effect, not a measured ``se``), hence these few lines.
+
+Example:
+    >>> round(minimum_detectable_effect(0.001, 40.0), 5)
+    0.00287
+    >>> tost(0.0005, 0.001, 40.0, margin=0.005) < 0.05
+    True
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats
+
+__all__ = ["minimum_detectable_effect", "predicted_mde", "seeds_needed", "tost"]
+
+
+def minimum_detectable_effect(
+    se: float, df: float, *, alpha: float = 0.05, power: float = 0.8, tests: int = 1
+) -> float:
+    """The true difference a two-sided t-test detects with probability ``power``.
+
+    ``(t_{1 - a/2, df} + t_{power, df}) * se`` with ``a = alpha / tests``: with ``tests`` > 1
+    the level of the first step of Holm's procedure over that many tests (the strictest one
+    a claim may face).
+
+    Args:
+        se: Standard error of the estimate.
+        df: Its degrees of freedom (``inf`` for a normal estimate).
+        alpha: Two-sided level.
+        power: Wanted probability of rejecting, in (0.5, 1).
+        tests: Number of tests in the Holm family.
+
+    Raises:
+        ValueError: For a negative ``se``, ``df`` <= 0, or levels out of range.
+
+    Example:
+        >>> round(minimum_detectable_effect(1.0, math.inf), 3)
+        2.802
+    """
+    if not (math.isfinite(se) and se >= 0) or not df > 0:
+        raise ValueError(f"se must be finite and >= 0 and df > 0, got se={se}, df={df}")
+    if not 0 < alpha < 1 or not 0.5 < power < 1 or tests < 1:
+        raise ValueError(
+            f"need 0 < alpha < 1, 0.5 < power < 1, tests >= 1; got {alpha}, {power}, {tests}"
+        )
+    level = alpha / tests
+    return float((stats.t.ppf(1 - level / 2, df) + stats.t.ppf(power, df)) * se)
+
+
+def tost(value: float, se: float, df: float, *, margin: float) -> float:
+    """p-value of the two one-sided tests that ``|difference| >= margin``.
+
+    Below ``alpha`` the difference is *equivalent to zero within the margin*; this is the
+    same as the ``1 - 2 alpha`` interval lying inside ``(-margin, margin)``.
+
+    Args:
+        value: The estimate.
+        se: Its standard error.
+        df: Its degrees of freedom.
+        margin: The equivalence margin (positive, in the metric's units).
+
+    Raises:
+        ValueError: For a margin that is not positive, a negative ``se`` or ``df`` <= 0.
+
+    Example:
+        >>> round(tost(0.0, 0.001, math.inf, margin=0.002), 4)
+        0.0228
+    """
+    if not margin > 0 or se < 0 or not df > 0:
+        raise ValueError(f"need margin > 0, se >= 0, df > 0; got {margin}, {se}, {df}")
+    if se == 0:
+        return 0.0 if abs(value) < margin else 1.0
+    lower = stats.t.sf((value + margin) / se, df)  # H0: difference <= -margin
+    upper = stats.t.cdf((value - margin) / se, df)  # H0: difference >= +margin
+    return float(max(lower, upper))
+
+
+def predicted_mde(
+    se_seed: float,
+    se_question: float,
+    *,
+    seeds_now: int,
+    seeds: int,
+    clusters: int,
+    question_scale: float = 1.0,
+    tests: int = 1,
+) -> float:
+    """The MDE of a two-cell difference with another number of seeds and of questions.
+
+    The seed part of the variance scales with ``seeds_now / seeds``, the question part
+    with ``1 / question_scale`` (``question_scale`` = new clusters / measured clusters);
+    the degrees of freedom are Welch-Satterthwaite's, with ``2 (seeds - 1)`` for the two
+    cells' seeds and ``clusters * question_scale - 1`` for the questions.
+
+    Args:
+        se_seed: Measured seed part of the standard error.
+        se_question: Measured question part.
+        seeds_now: Seeds per cell behind the measurement.
+        seeds: Seeds per cell to predict for (at least 2).
+        clusters: Question clusters behind the measurement.
+        question_scale: How many times more question clusters the new design has.
+        tests: Size of the Holm family (see :func:`minimum_detectable_effect`).
+
+    Example:
+        >>> round(predicted_mde(0.002, 0.0, seeds_now=3, seeds=12, clusters=300), 4)
+        0.0029
+    """
+    if seeds < 2 or seeds_now < 1 or clusters < 2 or not question_scale > 0:
+        raise ValueError(
+            f"need seeds >= 2, seeds_now >= 1, clusters >= 2, question_scale > 0; got "
+            f"{seeds}, {seeds_now}, {clusters}, {question_scale}"
+        )
+    v_seed = se_seed**2 * seeds_now / seeds
+    v_question = se_question**2 / question_scale
+    se = math.sqrt(v_seed + v_question)
+    if se == 0:
+        return 0.0
+    denominator = v_seed**2 / (2 * (seeds - 1)) + v_question**2 / max(
+        clusters * question_scale - 1, 1
+    )
+    df = se**4 / denominator if denominator > 0 else math.inf
+    return minimum_detectable_effect(se, df, tests=tests)
+
+
+def seeds_needed(
+    target: float,
+    se_seed: float,
+    se_question: float,
+    *,
+    seeds_now: int,
+    clusters: int,
+    question_scale: float = 1.0,
+    tests: int = 1,
+    most: int = 200,
+) -> int | None:
+    """The fewest seeds per cell whose predicted MDE is at most ``target``; ``None`` when
+    even ``most`` seeds do not reach it (the question noise alone is too large).
+
+    Example:
+        >>> seeds_needed(0.005, 0.002, 0.0005, seeds_now=3, clusters=300)
+        6
+        >>> seeds_needed(0.005, 0.002, 0.002, seeds_now=3, clusters=300) is None
+        True
+    """
+    for seeds in range(2, most + 1):
+        mde = predicted_mde(
+            se_seed,
+            se_question,
+            seeds_now=seeds_now,
+            seeds=seeds,
+            clusters=clusters,
+            question_scale=question_scale,
+            tests=tests,
+        )
+        if mde <= target:
+            return seeds
+    return None
+
+
+def power_table(
+    study_dir: str,
+    *,
+    seeds: int | None = None,
+    question_scale: float = 1.0,
+    target: float = 0.005,
+    metric: str = "map_multi",
+    eval_set: str | None = None,
+    n_resamples: int = 2000,
+) -> list[str]:
+    """``langmix power``: per test set, size and contrast, the MDE now and as planned.
+
+    From a finished study's per-query files (its seed and question variance), for hybrid
+    α = 0.5 − mono and − cross on ``metric``: the measured standard error's parts, the MDE
+    (80 % power, two-sided 0.05) now, the MDE with ``seeds`` per cell and
+    ``question_scale`` times the question clusters, and the seeds per cell that reach
+    ``target`` (``—`` when the question noise alone exceeds it). ``eval_set`` keeps one
+    test set (``question_scale`` is then that set's).
+
+    Returns:
+        Markdown lines.
+    """
+    from langmix.study.comparisons import compute_comparisons
+    from langmix.study.results import load_study
+
+    study = load_study(study_dir)
+    comparisons = compute_comparisons(study, n_resamples=n_resamples)
+    lines = [
+        f"Power of {study.name} ({metric}; 80 % power, two-sided 0.05; planned: "
+        f"{seeds or 'measured'} seeds per cell, {question_scale:g}× the question clusters; "
+        f"target MDE {target:g})",
+        "",
+        "| test set | size | contrast | seeds now | se seed / question | MDE now | MDE planned "
+        "| seeds for target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for test in comparisons.tests:
+        if test.kind != "effect" or test.metric != metric or test.against == "random":
+            continue
+        if test.arm.alpha != 0.5 or test.size is None:
+            continue
+        if eval_set is not None and test.eval_set != eval_set:
+            continue
+        e = test.estimate
+        rows = study.cell_rows(test.eval_set, test.size, test.arm)
+        now = len(rows)
+        clusters = comparisons.clusters[test.eval_set]
+        planned = predicted_mde(
+            e.se_seed,
+            e.se_question,
+            seeds_now=now,
+            seeds=seeds or now,
+            clusters=clusters,
+            question_scale=question_scale,
+        )
+        needed = seeds_needed(
+            target,
+            e.se_seed,
+            e.se_question,
+            seeds_now=now,
+            clusters=clusters,
+            question_scale=question_scale,
+        )
+        lines.append(
+            f"| {test.eval_set} | {test.size.label} | hybrid α=0.5 − {test.against} | {now} | "
+            f"{e.se_seed:.4f} / {e.se_question:.4f} | "
+            f"{minimum_detectable_effect(e.se, e.df):.4f} | {planned:.4f} | "
+            f"{needed if needed is not None else '—'} |"
+        )
+    return lines
