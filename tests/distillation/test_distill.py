@@ -279,7 +279,7 @@ def test_resumes_after_sigkill_to_the_same_student(
     assert not (out / "checkpoints").exists()
 
 
-def test_a_study_distils_its_students_first_with_its_data(tmp_path, monkeypatch):
+def test_a_study_distils_each_student_with_its_data(tmp_path, monkeypatch):
     from langmix.study.config import load_study_config
     from langmix.study.runner import StudyRunner
 
@@ -297,5 +297,7 @@ def test_a_study_distils_its_students_first_with_its_data(tmp_path, monkeypatch)
     config.write_text(text + '\n[[models]]\nname = "offline:multilingual-e5-small@L2"\n')
     study = load_study_config(config)
     study.train["data_dir"] = "/somewhere"
-    StudyRunner(study, tmp_path / "out", show_progress=False)._prepare_students(study.cells())
+    runner = StudyRunner(study, tmp_path / "out", show_progress=False)
+    for name in dict.fromkeys(c.model.name for c in study.cells()):
+        runner._prepare_student(name)
     assert calls == [(4, None, False), (4, "/somewhere", True)]

@@ -290,25 +290,27 @@ class StudyRunner:
             log.setLevel(level)
             handler.close()
 
-    def _prepare_students(self, todo: list[Cell]) -> None:
-        """Distil the students the grid names before the first cell, with the study's data.
+    def _prepare_student(self, model_name: str) -> None:
+        """Distil a student the grid names before its first cell, with the study's data.
 
         A student is otherwise distilled when a cell first loads it, where the study's
-        ``--data-dir`` does not reach (``load_model`` takes no data directory).
+        ``--data-dir`` does not reach (``load_model`` takes no data directory). Each one
+        is distilled just before its own first cell, not all before the grid: a study
+        stopped among the small models has not paid for the large ones' students.
         """
         from langmix.distillation import distilled_model_dir
         from langmix.models.offline import OFFLINE_PREFIX, parse_offline_name
 
-        names = sorted({c.model.name for c in todo if c.model.name.startswith(OFFLINE_PREFIX)})
-        for name in names:
-            spec = parse_offline_name(name)
-            if not spec.distilled or spec.layers is None:
-                continue
-            try:
-                distilled_model_dir(spec.layers, build=False)
-            except FileNotFoundError:
-                self._say(f"{spec.name}: distilling the student (first use; cached afterwards)")
-                distilled_model_dir(spec.layers, data_dir=self.config.train.get("data_dir"))
+        if not model_name.startswith(OFFLINE_PREFIX):
+            return
+        spec = parse_offline_name(model_name)
+        if not spec.distilled or spec.layers is None:
+            return
+        try:
+            distilled_model_dir(spec.layers, build=False)
+        except FileNotFoundError:
+            self._say(f"{spec.name}: distilling the student (first use; cached afterwards)")
+            distilled_model_dir(spec.layers, data_dir=self.config.train.get("data_dir"))
 
     def _run(self, started: float) -> StudySummary:
         results = self.out / RESULTS
@@ -330,11 +332,12 @@ class StudyRunner:
         )
         for message in self.evals.exclusion_messages():
             self._say(message)
-        self._prepare_students(todo)
         failed: list[str] = []
         durations: dict[tuple[str, bool], list[float]] = {}
         try:
             for number, cell in enumerate(todo, start=1):
+                if number == 1 or cell.model.name != todo[number - 2].model.name:
+                    self._prepare_student(cell.model.name)
                 cell_eta, _ = estimate_remaining(durations, [cell])
                 rest_eta, exact = estimate_remaining(durations, todo[number - 1 :])
                 self.display.start_cell(cell.key, cell_eta, rest_eta - cell_eta, exact=exact)
