@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 from langmix.outputs import safe_name
-from langmix.study.comparisons import TESTED
+from langmix.study.comparisons import BASELINE_NAMES, TESTED
 from langmix.study.report import build_report, load_rows
 from langmix.study.results import METRIC_NAMES
 from langmix.study.statistics import headline
@@ -422,9 +422,17 @@ def _metric(name: str) -> str:
 
 def _comparison(text: str) -> tuple[float, str]:
     """``hybrid α=0.25 − interpolation`` -> (0.25, "interpolation")."""
-    m = re.fullmatch(r"hybrid α=([\d.]+) − (\w+)", text)
+    from langmix.study.comparisons import BASELINE_NAMES
+
+    m = re.fullmatch(r"hybrid α=([\d.]+) − (.+)", text)
     assert m, text
-    return float(m[1]), m[2]
+    by_name = {name: key for key, name in BASELINE_NAMES.items()}
+    return float(m[1]), by_name[m[2]]
+
+
+# Columns of the effect tables (metric, comparison, difference, Holm-level CI, se, p,
+# p Holm, MDE, p equivalence Holm, verdict); slope tables add the lack of fit before it.
+HOLM_CI, P, P_HOLM, VERDICT, SLOPE_VERDICT = 3, 5, 6, -1, -1
 
 
 def _effect_tables(report: str) -> dict[tuple[str, str], list[list[str]]]:
@@ -640,7 +648,7 @@ def test_every_effect_and_margin_is_the_difference_of_seed_mean_headlines(built)
                 (metric, alpha, against)
                 for metric in metrics
                 for alpha in ALPHAS[label]
-                for against in ("mono", "cross", "random", "interpolation")
+                for against in ("mono", "cross", "random", "untrained", "interpolation")
             }
 
 
@@ -654,14 +662,15 @@ def test_equal_hybrid_is_never_significant_and_clearly_better_hybrid_always_is(b
         for row in small:
             value, _, _ = _interval(row[2])
             assert value == 0.0
-            assert row[4] == row[5] == "1" and row[6] == "n.s."
+            assert row[P] == row[P_HOLM] == "1"
+            assert row[VERDICT].startswith("not significant after Holm (m = "), row
         for row in large:
             value, low, high = _interval(row[2])
             lower_better = row[0].endswith("↓")
             assert (high < 0) if lower_better else (low > 0), row
-            assert row[6] == "**better**", row
+            assert row[VERDICT] == "**better**", row
         margins = [r for r in tables[(eval_set, "L12")] if r[1] == "hybrid α=0.5 − interpolation"]
-        assert margins and all(r[6] == "**better**" for r in margins)
+        assert margins and all(r[VERDICT] == "**better**" for r in margins)
 
 
 def _holm(p: list[float]) -> list[float]:
@@ -675,30 +684,48 @@ def _holm(p: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
+def _family_of(eval_set: str, label: str, row: list[str]) -> str:
+    """The Holm family of a printed test: the primary claims on the first test set, else
+    one secondary family per kind."""
+    metric, (alpha, against) = _metric(row[0]), _comparison(row[1])
+    kind = "slope" if label == "slope" else "synergy" if against == "interpolation" else "effect"
+    primary = (
+        eval_set == LAREQA
+        and metric == "map_multi"
+        and alpha == 0.5
+        and against in ("mono", "cross")
+        and kind in ("effect", "slope")
+    )
+    return "primary" if primary else kind
+
+
 def test_verdicts_follow_holm_within_each_family(built) -> None:
     _, report = built
-    families: dict[str, list[list[str]]] = {"effect": [], "synergy": [], "slope": []}
-    for (_, label), rows in _effect_tables(report).items():
+    families: dict[str, list[list[str]]] = {"primary": [], "effect": [], "synergy": [], "slope": []}
+    for (eval_set, label), rows in _effect_tables(report).items():
         for row in rows:
-            if label == "slope":
-                families["slope"].append(row)
-            else:
-                kind = "synergy" if row[1].endswith("− interpolation") else "effect"
-                families[kind].append(row)
+            families[_family_of(eval_set, label, row)].append(row)
     for kind, rows in families.items():
         assert rows, kind
-        p = [float(r[4]) for r in rows]
+        p = [float(r[P]) for r in rows]
         # Printed p-values have 3 significant digits (up to 0.5% off each, in and out).
         for row, expected in zip(rows, _holm(p), strict=True):
-            assert float(row[5]) == pytest.approx(expected, rel=1.1e-2, abs=1e-300), (kind, row)
+            assert float(row[P_HOLM]) == pytest.approx(expected, rel=1.1e-2, abs=1e-300), (
+                kind,
+                row,
+            )
         for row in rows:
-            p_holm = float(row[5])
+            p_holm = float(row[P_HOLM])
             value = _interval(row[2])[0]
             better = (value > 0) != row[0].endswith("↓")
+            low, high = (float(v) for v in row[HOLM_CI].strip("[]").split(", "))
             if p_holm < 0.045:
-                assert row[6] == ("**better**" if better else "**worse**"), row
+                assert row[VERDICT] == ("**better**" if better else "**worse**"), row
+                assert low > 0 or high < 0, row  # the Holm-level interval agrees
             elif p_holm > 0.055:
-                assert row[6] == "n.s.", row
+                assert not row[VERDICT].startswith("**"), row
+                assert low <= 0 <= high, row
+                assert row[VERDICT].startswith(("not significant", "equivalent", "no line"))
 
 
 def test_slopes_are_least_squares_per_doubling_and_grow_in_hybrids_favour(built) -> None:
@@ -710,7 +737,7 @@ def test_slopes_are_least_squares_per_doubling_and_grow_in_hybrids_favour(built)
         assert {(_metric(r[0]), *_comparison(r[1])) for r in rows} == {
             (metric, 0.5, against)
             for metric in TESTED[KIND[eval_set]]
-            for against in ("mono", "cross", "random", "interpolation")
+            for against in ("mono", "cross", "random", "untrained", "interpolation")
         }
         for row in rows:
             metric, (alpha, against) = _metric(row[0]), _comparison(row[1])
@@ -719,7 +746,8 @@ def test_slopes_are_least_squares_per_doubling_and_grow_in_hybrids_favour(built)
             if against == "cross":
                 # Hybrid's gain over cross grows with size (0, then 0.03, then 0.10).
                 assert (expected < 0) if row[0].endswith("↓") else (expected > 0)
-                assert row[6] == "**better**", row
+                # The gain is 0, 0.03, 0.10 at L2, L6, L12: not a line, and said so.
+                assert row[SLOPE_VERDICT].startswith("no line: lack of fit χ²(1) = "), row
 
 
 def test_validation_sets_are_never_tested(built) -> None:
@@ -750,25 +778,31 @@ def test_answer_opens_with_slopes_then_sizes_for_the_first_metric_of_each_test_s
             "Per doubling of non-embedding parameters, hybrid − mono changes by "
         )
         cross = re.search(
-            r"hybrid − cross changes by ([+-]\d\.\d+) \[[^]]+\] \(Holm p = ([^)]+)\): (it [^;.]+)",
+            r"hybrid − cross changes by ([+-]\d\.\d+) \[[^]]+\] \(Holm p = ([^)]+)\): ([^;]+)",
             text,
         )
         assert cross, text
         assert _agrees(cross[1], synthetic.slope(eval_set, 0.5, "cross", metric))
-        assert cross[3] == "it moves in hybrid's favour as the model grows"
+        # The synthetic gain over cross is 0, 0.03, 0.10: a curve, which is never a trend.
+        assert cross[3].startswith("no line: lack of fit χ²(1) = "), cross[3]
         # Then, per baseline, the verdicts per size: against cross, none at L2, help at L12.
         by_size = text.split(" By size, ")[1]
         against = dict(
             part.split(" hybrid ", 1) for part in by_size.rstrip(".").split("against ")[1:]
         )
-        assert set(against) == {"mono", "cross", "random"}
+        assert set(against) == {"mono", "cross"}  # the primary baselines only
         verdicts = {
             word: labels.split(", ")
             for word, labels in re.findall(
-                r"(helps|hurts|does not differ) at ([L\d, ]+?)(?:;|$)", against["cross"].strip("; ")
+                r"(helps|hurts|is not significantly different \(not evidence of no difference\)"
+                r"|is equivalent within the margin) at ([L\d, ]+?)(?:;|$)",
+                against["cross"].strip("; "),
             )
         }
-        assert "L2" in verdicts["does not differ"] and "L12" in verdicts["helps"]
+        assert (
+            "L2" in verdicts["is not significantly different (not evidence of no difference)"]
+            and "L12" in verdicts["helps"]
+        )
 
 
 def test_answer_table_matches_the_effects(built) -> None:
@@ -784,13 +818,16 @@ def test_answer_table_matches_the_effects(built) -> None:
         assert list(rows) == [
             "hybrid − mono",
             "hybrid − cross",
-            "hybrid − random",
+            "hybrid − pooled X-X (LAReQA; not in the paper)",
+            "hybrid − untrained",
             "the synergy margin",
         ]
+        by_name = {f"hybrid − {name}": key for key, name in BASELINE_NAMES.items()}
         for name, cells in rows.items():
-            against = "interpolation" if name == "the synergy margin" else name.split(" − ")[1]
+            against = "interpolation" if name == "the synergy margin" else by_name[name]
             for label, cell in zip(BY_SIZE, cells, strict=True):
-                diff, word = cell.rsplit(" ", 1)
+                diff, word = cell.split("] ", 1)
+                diff += "]"
                 expected = synthetic.contrast(eval_set, label, 0.5, against, metric)
                 assert _agrees(diff.split(" [")[0], expected), (eval_set, name, label)
                 # The same estimate and verdict as the effects table (a margin's verdict
@@ -798,14 +835,15 @@ def test_answer_table_matches_the_effects(built) -> None:
                 same = next(
                     r
                     for r in effects[(eval_set, label)]
-                    if _metric(r[0]) == metric and r[1] == f"hybrid α=0.5 − {against}"
+                    if _metric(r[0]) == metric
+                    and r[1] == f"hybrid α=0.5 − {BASELINE_NAMES[against]}"
                 )
-                assert diff == same[2]
+                assert diff == f"{same[2].split(' [')[0]} {same[HOLM_CI]}"
                 if against == "interpolation":
                     word = {"synergy": "better", "interference": "worse"}.get(word, word)
-                assert word == same[6].strip("*"), (eval_set, name, label)
+                assert word == same[VERDICT].strip("*"), (eval_set, name, label)
         cross = rows["hybrid − cross"]
-        assert cross[0].startswith("+0.0000 [") and cross[0].endswith(" n.s.")
+        assert cross[0].startswith("+0.0000 [") and "] not significant after Holm (m = " in cross[0]
         assert cross[2].endswith(" better")
         assert rows["the synergy margin"][2].endswith(" synergy")
 
@@ -818,7 +856,8 @@ def test_answer_says_what_the_intervals_cover(built, partial) -> None:
         assert "interval from a two-level bootstrap (4000 replicates)" in text
         assert "resamples the training seeds of each cell" in text
         assert clusters in text  # test sets only: the validation part is not tested
-        assert "Holm-adjusted p-values, with one family each" in text
+        assert "Holm-adjusted p-values in one primary family" in text
+        assert "equivalence test (TOST, Holm-adjusted) against a margin of ±0.005" in text
         assert "one training seed" not in text
     _, one_seed = partial
     answer = _section(one_seed, "Answer")
@@ -832,12 +871,14 @@ def test_partial_answer_puts_each_size_in_its_own_column(partial) -> None:
     answer = _section(report, "Answer")
     rows = {r[0]: r[1:] for r in _table(answer)}
     # L2 has no random cell: its column is empty, L6 and L12 keep their own numbers.
-    assert rows["hybrid − random"][0] == "—"
-    for label, cell in zip(BY_SIZE[1:], rows["hybrid − random"][1:], strict=True):
+    assert rows["hybrid − pooled X-X (LAReQA; not in the paper)"][0] == "—"
+    for label, cell in zip(
+        BY_SIZE[1:], rows["hybrid − pooled X-X (LAReQA; not in the paper)"][1:], strict=True
+    ):
         expected = synthetic.contrast(LAREQA, label, 0.5, "random", "map_multi")
         assert _agrees(cell.split(" [")[0], expected), (label, cell)
     # A slope needs every size: none for hybrid − random, one for the others.
-    assert "hybrid − random changes by" not in answer
+    assert "hybrid − pooled X-X (LAReQA; not in the paper) changes by" not in answer
     assert "hybrid − cross changes by" in answer
     slopes = _effect_tables(report)[(LAREQA, "slope")]
     assert not [r for r in slopes if r[1].endswith("− random")]

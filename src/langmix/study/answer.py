@@ -16,8 +16,10 @@ Example:
 from __future__ import annotations
 
 from langmix.study.comparisons import (
+    BASELINE_NAMES,
     BASELINES,
     CONFIDENCE,
+    PRIMARY_BASELINES,
     TESTED,
     Comparisons,
     Test,
@@ -25,6 +27,7 @@ from langmix.study.comparisons import (
     higher_is_better,
     is_test_set,
     verdict,
+    verdict_text,
 )
 from langmix.study.families import FamilyComparison, answer_sentence
 from langmix.study.results import (
@@ -32,17 +35,25 @@ from langmix.study.results import (
     METRIC_NAMES,
     OFFLINE_MODEL,
     Study,
+    digits,
     missing_cells,
 )
 
 __all__ = ["coverage_sentence", "section_answer"]
 
-_WORDS = {"better": "helps", "worse": "hurts", "n.s.": "does not differ"}
+_WORDS = {
+    "better": "helps",
+    "worse": "hurts",
+    "equivalent": "is equivalent within the margin",
+    "n.s.": "is not significantly different (not evidence of no difference)",
+    "no line": "has no line",
+}
 
 
 def _trend(slope: Test, what: str) -> str:
-    if not slope.significant:
-        return f"{what} shows no detectable change with size"
+    word = verdict(slope)
+    if word in ("no line", "n.s.", "equivalent"):
+        return verdict_text(slope)
     if verdict(slope) == "better":
         return f"{what} moves in hybrid's favour as the model grows"
     return f"{what} moves against hybrid as the model grows"
@@ -51,13 +62,21 @@ def _trend(slope: Test, what: str) -> str:
 def _word(test: Test) -> str:
     """The verdict in the contrast's own words (a margin is synergy or interference)."""
     word = verdict(test)
+    if word in ("n.s.", "equivalent", "no line"):
+        return verdict_text(test)
     if test.kind == "synergy":
         return {"better": "synergy", "worse": "interference"}.get(word, word)
     return word
 
 
+def _holm_text(test: Test) -> str:
+    """The estimate with the interval at the level Holm tested it (agrees with the verdict)."""
+    d = digits(test.metric) + 1
+    return f"{test.estimate.value:+.{d}f} [{test.holm_low:+.{d}f}, {test.holm_high:+.{d}f}]"
+
+
 def _verdicts_at(tests: list[Test]) -> str:
-    """``helps at L4, L8; does not differ at L2`` from one contrast's tests per size."""
+    """``helps at L4, L8; is not significantly different (...) at L2`` from one contrast's tests per size."""
     groups: dict[str, list[str]] = {}
     for t in tests:
         assert t.size is not None
@@ -76,7 +95,9 @@ def _lead(study: Study, comparisons: Comparisons, eval_set: str, metric: str) ->
         (against, "synergy" if against == "interpolation" else "effect")
         for against in (*BASELINES, "interpolation")
     ]
-    names = {b: f"hybrid − {b}" for b in BASELINES} | {"interpolation": "the synergy margin"}
+    names = {b: f"hybrid − {BASELINE_NAMES[b]}" for b in BASELINES} | {
+        "interpolation": "the synergy margin"
+    }
     # A column per size with an effect, ascending; a contrast a size lacks (a cell not run
     # yet) is "—" there, so every number stays under its own size.
     tested = {t.size.model for t in comparisons.find("effect", eval_set, metric, arm=arm) if t.size}
@@ -89,16 +110,14 @@ def _lead(study: Study, comparisons: Comparisons, eval_set: str, metric: str) ->
         slope = next(
             iter(comparisons.find("slope", eval_set, metric, arm=arm, against=against)), None
         )
-        if slope is not None:
+        if slope is not None and against in (*PRIMARY_BASELINES, "interpolation"):
             slope_parts.append(
                 f"{names[against]} changes by {diff_text(slope.estimate, metric)} "
                 f"(Holm p = {slope.p_holm:.2g}): {_trend(slope, 'it')}"
             )
-        if kind == "effect":
+        if against in PRIMARY_BASELINES:
             size_parts.append(f"against {against} hybrid {_verdicts_at(per_size)}")
-        cells = {
-            t.size.model: f"{diff_text(t.estimate, metric)} {_word(t)}" for t in per_size if t.size
-        }
+        cells = {t.size.model: f"{_holm_text(t)} {_word(t)}" for t in per_size if t.size}
         table.append([names[against], *(cells.get(size.model, "—") for size in columns)])
     if not table:
         return []
@@ -123,15 +142,42 @@ def coverage_sentence(study: Study, comparisons: Comparisons) -> str:
     """
     seeds = sorted({r["seed"] for r in study.rows if r.get("seed") is not None})
     clusters = ", ".join(f"{ev}: {n}" for ev, n in comparisons.clusters.items() if is_test_set(ev))
+    articles = ", ".join(f"{ev}: {n}" for ev, n in comparisons.articles.items())
+    ratios = "; ".join(
+        f"{ev}: {low:.2f}–{high:.2f}×" for ev, (low, high) in comparisons.se_ratio.items()
+    )
     text = (
         f"Every interval is a {CONFIDENCE:.0%} interval from a two-level bootstrap "
         f"({comparisons.n_resamples} replicates) that resamples the training seeds of each "
         "cell and the parallel-question clusters (translations of one question stay "
-        f"together; clusters: {clusters}), with a t quantile on Welch–Satterthwaite degrees "
+        f"together; clusters: {clusters})"
+        + (
+            f", drawn as whole article groups where the per-query files record them "
+            f"(article groups: {articles}; question degrees of freedom from the number of "
+            "groups)"
+            if articles
+            else ""
+        )
+        + ", with a t quantile on Welch–Satterthwaite degrees "
         "of freedom because each cell has few seeds (`langmix.study.inference`). So an "
-        "interval covers both which questions were asked and which training runs happened. "
-        "Verdicts use Holm-adjusted p-values, with one family each for the effects, the "
-        "synergy margins and the slopes."
+        "interval covers both which questions were asked and which training runs happened."
+        + (
+            f" Resampling articles multiplies the question part of the primary contrasts' "
+            f"standard errors by {ratios} over resampling questions alone."
+            if ratios
+            else ""
+        )
+        + f" Verdicts use Holm-adjusted p-values in one primary family (on "
+        f"{comparisons.primary or 'no test set'}: multilingual mAP, hybrid α = 0.5 − mono and "
+        "− cross per size, and their slopes) and one secondary family each for the other "
+        "effects, the synergy margins and the slopes. Each verdict sits beside the interval "
+        "at the level Holm tested it (it excludes 0 exactly when Holm rejects); a "
+        "non-significant result prints its minimum detectable effect (80% power at the "
+        "family's first Holm level), and equality is claimed only by an equivalence test "
+        "(TOST, Holm-adjusted) against a margin of "
+        f"±{study.equivalence_margin:g}. A slope whose sizes reject a straight line (lack "
+        "of fit, χ² on k − 2 df) is reported as no line; a slope's interval is the wider "
+        "of the sampling interval and the residual one (t on k − 2 df)."
     )
     if len(seeds) < 2:
         text += (
@@ -188,10 +234,12 @@ def section_answer(
         *paragraphs,
         "Read: each line is the difference hybrid − baseline (each baseline separately) or "
         "the synergy margin, at each model size "
-        f"({sizes}; non-embedding parameters), with {CONFIDENCE:.0%} intervals; 'helps', "
-        f"'hurts' and a trend need a Holm-adjusted p below {1 - CONFIDENCE:.2f} (the "
-        "intervals are not adjusted, so an interval may exclude 0 where the adjusted test "
-        "does not reject).",
+        f"({sizes}; non-embedding parameters). In the sentences the intervals are the "
+        f"unadjusted {CONFIDENCE:.0%} ones; in the tables each verdict sits beside the "
+        "interval at the level Holm tested it, which excludes 0 exactly when the verdict is "
+        f"'better' or 'worse' (Holm-adjusted p below {1 - CONFIDENCE:.2f}). Only hybrid − "
+        "mono and hybrid − cross on the primary test set are the primary claims; the rest "
+        "are secondary.",
         "",
         coverage_sentence(study, comparisons),
         "",

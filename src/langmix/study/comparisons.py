@@ -36,14 +36,32 @@ from typing import Any
 
 import numpy as np
 
-from langmix.study.inference import Estimate, draw_headlines, estimate, holm, slope_weights
+from langmix.study.inference import (
+    Estimate,
+    HeadlineDraws,
+    draw_headlines,
+    estimate,
+    holm,
+    slope_weights,
+)
 from langmix.study.results import METRIC_NAMES, Arm, Size, Study, digits
-from langmix.study.statistics import METRICS, units
+from langmix.study.statistics import METRICS, Units, units
+from langmix.study.verdicts import (
+    POWER,
+    LackOfFit,
+    holm_levels,
+    interval_at,
+    line_fit,
+    minimum_detectable_effect,
+    tost,
+)
 
 __all__ = [
     "BASELINES",
+    "BASELINE_NAMES",
     "CONFIDENCE",
     "KINDS",
+    "PRIMARY_METRIC",
     "TESTED",
     "Comparisons",
     "Test",
@@ -51,12 +69,30 @@ __all__ = [
     "diff_text",
     "higher_is_better",
     "is_test_set",
+    "primary_set",
     "verdict",
+    "verdict_text",
 ]
 
 CONFIDENCE = 0.95
-#: What hybrid is compared with, each separately.
-BASELINES = ("mono", "cross", "random")
+#: What hybrid is compared with, each separately: the paper's two pure strategies, LAReQA's
+#: pooled X-X ("random"; not in the paper) and the untrained model.
+BASELINES = ("mono", "cross", "random", "untrained")
+#: How the report names each baseline.
+BASELINE_NAMES = {
+    "mono": "mono",
+    "cross": "cross",
+    "random": "pooled X-X (LAReQA; not in the paper)",
+    "untrained": "untrained",
+    "interpolation": "interpolation",
+}
+#: The primary family by default: on the primary test set's multilingual mAP, hybrid at
+#: this alpha against these baselines, per size and their slopes.
+PRIMARY_METRIC = "map_multi"
+PRIMARY_ALPHA = 0.5
+PRIMARY_BASELINES = ("mono", "cross")
+#: Metrics in rank units, for which a margin in mAP units means nothing: no equivalence.
+_NO_MARGIN = frozenset({"rank_distance"})
 #: Tested metrics per evaluation kind, in answer order: multilingual mAP (the paper's
 #: headline) first.
 TESTED = {
@@ -82,8 +118,19 @@ class Test:
             ``interpolation`` (a synergy margin, or its slope).
         size: The size, or ``None`` for a slope.
         estimate: Value, interval and unadjusted p-value.
-        p_holm: Holm-adjusted p-value within the kind's family.
+        p_holm: Holm-adjusted p-value within its family.
         sizes: For a slope, the sizes it was fitted on.
+        family: ``primary`` or ``secondary <kind>``: the Holm family.
+        family_size: Number of tests in the family (Holm's m).
+        holm_low: Lower end of the interval at the level Holm tested this claim.
+        holm_high: Upper end; the interval excludes 0 exactly when Holm rejects.
+        mde: Minimum detectable effect: the true difference found with 80% power at the
+            family's first Holm level, from this estimate's standard error and df.
+        margin: Equivalence margin (NaN: no equivalence test for this metric).
+        p_equivalence: TOST p-value for ``|difference| < margin``.
+        p_equivalence_holm: Holm-adjusted within the family's equivalence tests.
+        lack_of_fit: For a slope, how far the sizes stray from the line.
+        recipe_note: For a slope, why its sizes are not alike ("" when they are).
     """
 
     kind: str
@@ -95,11 +142,26 @@ class Test:
     estimate: Estimate
     p_holm: float = math.nan
     sizes: tuple[Size, ...] = ()
+    family: str = ""
+    family_size: int = 0
+    holm_low: float = math.nan
+    holm_high: float = math.nan
+    mde: float = math.nan
+    margin: float = math.nan
+    p_equivalence: float = math.nan
+    p_equivalence_holm: float = math.nan
+    lack_of_fit: LackOfFit | None = None
+    recipe_note: str = ""
 
     @property
     def significant(self) -> bool:
         """Whether the Holm-adjusted p-value is below ``1 - CONFIDENCE``."""
         return self.p_holm < 1.0 - CONFIDENCE
+
+    @property
+    def equivalent(self) -> bool:
+        """Whether the Holm-adjusted equivalence test shows ``|difference| < margin``."""
+        return self.p_equivalence_holm < 1.0 - CONFIDENCE
 
 
 @dataclass
@@ -109,16 +171,28 @@ class Comparisons:
     Attributes:
         tests: Every tested claim, Holm-adjusted within its kind.
         cells: ``(eval set, metric, model, arm) -> Estimate`` of the cell's headline.
-        clusters: Resampling clusters per evaluation set.
+        clusters: Question clusters per evaluation set.
+        articles: Article groups resampled above the questions, per evaluation set (absent
+            where the per-query files do not record them).
+        se_ratio: Per evaluation set, the (lowest, highest) ratio of the article-clustered
+            to the question-only standard error of the primary contrasts.
         notes: Comparisons that could not be made, and why.
         n_resamples: Bootstrap replicates behind every estimate.
+        primary: The primary family's test set ("" when there is none).
     """
 
     tests: list[Test] = field(default_factory=list)
     cells: dict[tuple[str, str, str, Arm], Estimate] = field(default_factory=dict)
     clusters: dict[str, int] = field(default_factory=dict)
+    articles: dict[str, int] = field(default_factory=dict)
+    se_ratio: dict[str, tuple[float, float]] = field(default_factory=dict)
+    primary: str = ""
     notes: list[str] = field(default_factory=list)
     n_resamples: int = 0
+
+    def family(self, name: str) -> list[Test]:
+        """The tests of one Holm family, in computation order."""
+        return [t for t in self.tests if t.family == name]
 
     def find(
         self,
@@ -210,6 +284,8 @@ def _metric_tests(
     draws = draw_headlines(layout, cells, n_resamples=n_resamples, seed=seed)
     out.n_resamples = draws.n_resamples
     out.clusters[eval_set] = draws.n_clusters
+    if draws.n_articles:
+        out.articles[eval_set] = draws.n_articles
     for key in cells:
         out.cells[(eval_set, metric, *key)] = estimate(draws, {key: 1.0}, confidence=CONFIDENCE)
 
@@ -242,20 +318,165 @@ def _metric_tests(
             # A slope only over sizes that all have this arm, and at least three of them
             # (two points fit any line exactly and say nothing about a trend).
             if len(present) >= 3 and len(present) == len(study.sizes):
-                x = [math.log2(max(size.non_embedding, 1)) for size, _ in present]
-                a = slope_weights(x)
-                combined: dict[_CellKey, float] = {}
-                for coefficient, (_, weights) in zip(a, present, strict=True):
-                    for key, w in weights.items():
-                        combined[key] = combined.get(key, 0.0) + coefficient * w
-                e = estimate(draws, combined, confidence=CONFIDENCE)
-                sizes = tuple(size for size, _ in present)
-                tests.append(Test("slope", eval_set, metric, arm, against, None, e, sizes=sizes))
+                tests.append(_slope_test(study, draws, eval_set, metric, arm, against, present))
+    if metric == PRIMARY_METRIC and draws.n_articles:
+        _article_ratio(out, layout, cells, tests, eval_set, n_resamples, seed)
     return tests
+
+
+def _vector(draws: HeadlineDraws, weights: dict[_CellKey, float]) -> np.ndarray:
+    c = np.zeros(len(draws.keys))
+    for key, w in weights.items():
+        c[draws.index(key)] = w
+    return c
+
+
+def _slope_test(
+    study: Study,
+    draws: HeadlineDraws,
+    eval_set: str,
+    metric: str,
+    arm: Arm,
+    against: str,
+    present: list[tuple[Size, dict[_CellKey, float]]],
+) -> Test:
+    """The slope of one contrast over the sizes, with its lack of fit and recipe check."""
+    x = [math.log2(max(size.non_embedding, 1)) for size, _ in present]
+    a = slope_weights(x)
+    combined: dict[_CellKey, float] = {}
+    for coefficient, (_, weights) in zip(a, present, strict=True):
+        for key, w in weights.items():
+            combined[key] = combined.get(key, 0.0) + coefficient * w
+    sampling = estimate(draws, combined, confidence=CONFIDENCE)
+    per_size = np.stack([_vector(draws, w) for _, w in present], axis=1)  # [K, k]
+    values = draws.point @ per_size
+    covariance = np.cov(draws.replicates @ per_size, rowvar=False)
+    e, lack = line_fit(sampling, x, values, covariance)
+    kind = "slope"
+    sizes = tuple(size for size, _ in present)
+    return Test(
+        kind,
+        eval_set,
+        metric,
+        arm,
+        against,
+        None,
+        e,
+        sizes=sizes,
+        lack_of_fit=lack,
+        recipe_note=_recipe_note(study, sizes),
+    )
+
+
+def _recipe_note(study: Study, sizes: tuple[Size, ...]) -> str:
+    """Which training settings differ between the sizes of a slope ("" when none do)."""
+    keys = sorted({k for s in sizes for k in study.recipes.get(s.model, {})})
+    differing = []
+    for key in keys:
+        values = {repr(study.recipes.get(s.model, {}).get(key)) for s in sizes}
+        if len(values) > 1:
+            per = ", ".join(
+                f"{s.label} {study.recipes.get(s.model, {}).get(key, 'default')}" for s in sizes
+            )
+            differing.append(f"{key} ({per})")
+    if not differing:
+        return ""
+    return "sizes trained with different recipes: " + "; ".join(differing)
+
+
+def _article_ratio(
+    out: Comparisons,
+    layout: Units,
+    cells: dict[_CellKey, np.ndarray],
+    tests: list[Test],
+    eval_set: str,
+    n_resamples: int,
+    seed: int,
+) -> None:
+    """Record how much resampling articles widens the primary contrasts' question-level
+    standard errors (the seed part is the same either way)."""
+    plain = draw_headlines(layout, cells, n_resamples=n_resamples, seed=seed, articles=False)
+    ratios = []
+    for t in tests:
+        primary = t.arm.alpha == PRIMARY_ALPHA and t.against in PRIMARY_BASELINES
+        if t.kind != "effect" or not primary or t.size is None:
+            continue
+        weights = {(t.size.model, t.arm): 1.0, (t.size.model, Arm(t.against)): -1.0}
+        question_only = estimate(plain, weights, confidence=CONFIDENCE)
+        if question_only.se_question > 0:
+            ratios.append(t.estimate.se_question / question_only.se_question)
+    if ratios:
+        out.se_ratio[eval_set] = (min(ratios), max(ratios))
+
+
+def primary_set(study: Study) -> str:
+    """The primary family's test set: ``[study] primary``, else the first test set."""
+    if study.primary:
+        return study.primary
+    return next((ev for ev in study.eval_sets if is_test_set(ev)), "")
+
+
+def _family(test: Test, primary: str) -> str:
+    """``primary`` for the declared claims, else ``secondary <kind>``."""
+    if (
+        test.eval_set == primary
+        and test.metric == PRIMARY_METRIC
+        and test.kind in ("effect", "slope")
+        and test.arm.alpha == PRIMARY_ALPHA
+        and test.against in PRIMARY_BASELINES
+    ):
+        return "primary"
+    return f"secondary {test.kind}"
+
+
+def _adjust(tests: list[Test], margin: float) -> list[Test]:
+    """Holm p-values, Holm-level intervals, equivalence and MDE within one family."""
+    alpha = 1.0 - CONFIDENCE
+    m = len(tests)
+    p = [t.estimate.p_value for t in tests]
+    adjusted, levels = holm(p), holm_levels(p, alpha)
+    with_margin = [i for i, t in enumerate(tests) if t.metric not in _NO_MARGIN]
+    p_eq = [
+        tost(t.estimate.value, t.estimate.se, t.estimate.df, margin=margin)
+        if t.estimate.se > 0
+        else math.nan
+        for t in (tests[i] for i in with_margin)
+    ]
+    eq_holm = dict(zip(with_margin, holm(p_eq), strict=True))
+    eq_raw = dict(zip(with_margin, p_eq, strict=True))
+    out = []
+    for i, t in enumerate(tests):
+        e = t.estimate
+        low, high = interval_at(e, float(levels[i]))
+        mde = (
+            minimum_detectable_effect(e.se, e.df, alpha=alpha, power=POWER, tests=m)
+            if e.se > 0
+            else 0.0
+        )
+        out.append(
+            replace(
+                t,
+                p_holm=float(adjusted[i]),
+                family_size=m,
+                holm_low=low,
+                holm_high=high,
+                mde=mde,
+                margin=margin if i in eq_raw else math.nan,
+                p_equivalence=float(eq_raw.get(i, math.nan)),
+                p_equivalence_holm=float(eq_holm.get(i, math.nan)),
+            )
+        )
+    return out
 
 
 def compute_comparisons(study: Study, *, n_resamples: int = 4000, seed: int = 0) -> Comparisons:
     """Estimate every cell and test every effect, synergy margin and slope of a study.
+
+    The tests form one primary family (the primary test set's multilingual mAP, hybrid
+    alpha 0.5 - {mono, cross} per size and their slopes) and a secondary family per kind
+    for everything else; each family is Holm-adjusted on its own, and each test gets its
+    Holm-level interval, MDE and, for metrics in proportion units, an equivalence test
+    against the study's margin.
 
     Args:
         study: The loaded study.
@@ -263,32 +484,39 @@ def compute_comparisons(study: Study, *, n_resamples: int = 4000, seed: int = 0)
         seed: Seed of the resampling (fixed, so rebuilding the report gives the same numbers).
 
     Returns:
-        The :class:`Comparisons`, Holm-adjusted per kind.
+        The :class:`Comparisons`.
 
     Example:
         >>> comparisons = compute_comparisons(load_study("runs/scaling"))  # doctest: +SKIP
     """
-    out = Comparisons()
+    out = Comparisons(primary=primary_set(study))
     tests: list[Test] = []
     for eval_set in study.eval_sets:
         if not is_test_set(eval_set):
             continue  # nothing is estimated or tested on the checkpoint-choosing data
         for metric in TESTED[study.eval_kind[eval_set]]:
             tests += _metric_tests(study, out, eval_set, metric, n_resamples, seed)
-    for kind in KINDS:
-        family = [i for i, t in enumerate(tests) if t.kind == kind]
-        adjusted = holm([tests[i].estimate.p_value for i in family])
-        for i, p in zip(family, adjusted, strict=True):
-            tests[i] = replace(tests[i], p_holm=float(p))
+    tests = [replace(t, family=_family(t, out.primary)) for t in tests]
+    names = ["primary", *(f"secondary {kind}" for kind in KINDS)]
+    for name in names:
+        index = [i for i, t in enumerate(tests) if t.family == name]
+        adjusted = _adjust([tests[i] for i in index], study.equivalence_margin)
+        for i, t in zip(index, adjusted, strict=True):
+            tests[i] = t
     out.tests = tests
     return out
 
 
 def verdict(test: Test) -> str:
-    """``better``/``worse`` for hybrid when the Holm-adjusted test rejects, else ``n.s.``.
+    """The claim a test supports, in one word.
 
-    For a synergy margin *better* means synergy and *worse* interference; for a slope,
-    *better* means the difference moves in hybrid's favour as the model grows.
+    ``better``/``worse`` for hybrid when the Holm-adjusted test rejects; ``equivalent``
+    when it does not and the Holm-adjusted equivalence test shows the difference within the
+    margin; ``no line`` for a slope whose sizes reject a straight line (whatever its
+    p-value: a slope of a curve is not a trend); else ``n.s.`` (not significant: not
+    evidence of no difference). For a synergy margin *better* means synergy and *worse*
+    interference; for a slope, *better* means the difference moves in hybrid's favour as
+    the model grows.
 
     Example:
         >>> from langmix.study.inference import Estimate
@@ -296,9 +524,37 @@ def verdict(test: Test) -> str:
         >>> verdict(Test("effect", "x", "map_multi", Arm("hybrid", 0.5), "mono", None, e, 4e-4))
         'worse'
     """
-    if not test.significant:
-        return "n.s."
-    return "better" if (test.estimate.value > 0) == higher_is_better(test.metric) else "worse"
+    if test.lack_of_fit is not None and test.lack_of_fit.rejected:
+        return "no line"
+    if test.significant:
+        return "better" if (test.estimate.value > 0) == higher_is_better(test.metric) else "worse"
+    if test.equivalent:
+        return "equivalent"
+    return "n.s."
+
+
+def verdict_text(test: Test) -> str:
+    """The verdict in words, with what qualifies it.
+
+    Example:
+        >>> from langmix.study.inference import Estimate
+        >>> e = Estimate(0.002, 0.004, -0.006, 0.01, 0.6, 20.0, 0.003, 0.002, 0.95, 4000)
+        >>> t = Test("effect", "x", "map_multi", Arm("hybrid", 0.5), "mono", None, e, 1.0,
+        ...          family_size=10, mde=0.0137)
+        >>> verdict_text(t)
+        'not significant after Holm (m = 10; MDE 0.014)'
+    """
+    word = verdict(test)
+    d = digits(test.metric)
+    if word == "n.s.":
+        return f"not significant after Holm (m = {test.family_size}; MDE {test.mde:.{d}f})"
+    if word == "equivalent":
+        return f"equivalent within ±{test.margin:g} (TOST, Holm p = {test.p_equivalence_holm:.2g})"
+    if word == "no line":
+        lack = test.lack_of_fit
+        assert lack is not None
+        return f"no line: lack of fit χ²({lack.df}) = {lack.chi2:.1f}, p = {lack.p_value:.2g}"
+    return word
 
 
 def diff_text(e: Estimate, metric: str, *, per: str = "") -> str:

@@ -34,7 +34,9 @@ instead of 95% (the t interval: 96%). So the interval is ``estimate +- t_df * se
 the standard deviation of the bootstrap replicates and ``df`` the Welch-Satterthwaite
 degrees of freedom of the two variance components: each cell's seed variance
 (``S_k - 1`` df, computed analytically from the per-seed headlines) and the question
-variance (the rest of the bootstrap variance, ``n_clusters - 1`` df). When seeds do not
+variance (the rest of the bootstrap variance, ``n_top - 1`` df: the article groups where
+the per-query files record them and they are resampled above the questions, else the
+question clusters). When seeds do not
 matter, ``df`` is large and this is the usual normal interval; when they dominate it
 widens the interval as the small number of seeds requires.
 
@@ -74,6 +76,8 @@ class HeadlineDraws:
         replicates: ``float64[R, K]`` bootstrap replicates of each cell's headline; row
             ``r`` of every cell used the same question resample.
         n_clusters: Number of question clusters resampled.
+        n_articles: Number of article groups resampled above the question clusters (two
+            stages), or 0 when the questions were the top-level clusters.
 
     Example:
         >>> d = HeadlineDraws(keys=("a", "b"), point=np.array([0.5, 0.25]),
@@ -88,6 +92,20 @@ class HeadlineDraws:
     seed_headlines: tuple[np.ndarray, ...]
     replicates: np.ndarray
     n_clusters: int
+    n_articles: int = 0
+
+    @property
+    def n_top(self) -> int:
+        """Number of top-level clusters: article groups when resampled, else questions.
+
+        The question level's degrees of freedom are ``n_top - 1``: with 44 articles the
+        question noise is estimated from 44 independent draws, not from 1,088 questions.
+
+        Example:
+            >>> HeadlineDraws(("a",), np.zeros(1), (np.zeros(1),), np.zeros((2, 1)), 90, 12).n_top
+            12
+        """
+        return self.n_articles or self.n_clusters
 
     @property
     def n_resamples(self) -> int:
@@ -194,17 +212,39 @@ def _cluster_weights(rng: np.random.Generator, n_rows: int, n_clusters: int) -> 
     return counts.reshape(n_rows, n_clusters).astype(np.float64)
 
 
+def _article_weights(
+    rng: np.random.Generator, n_rows: int, cluster_article: np.ndarray
+) -> np.ndarray:
+    """``[n_rows, n_clusters]`` counts of a draw of whole article groups.
+
+    Each replicate draws as many article groups as there are, with replacement, and takes
+    every question cluster of a drawn group as often as the group was drawn. The questions
+    inside a group are not drawn again: the spread between groups' means already holds
+    their question noise, and a second stage with replacement counts it twice (Davison &
+    Hinkley 1997, section 3.8), which makes the interval too wide. Written here
+    because the replicates are computed from this weight matrix, which no library makes.
+    """
+    n_articles = int(cluster_article.max()) + 1
+    drawn = rng.integers(0, n_articles, size=(n_rows, n_articles))
+    drawn += np.arange(n_rows)[:, None] * n_articles
+    counts = np.bincount(drawn.ravel(), minlength=n_rows * n_articles)
+    return counts.reshape(n_rows, n_articles)[:, cluster_article].astype(np.float64)
+
+
 def draw_headlines(
     layout: Units,
     cells: Mapping[Hashable, np.ndarray],
     *,
     n_resamples: int = 4000,
     seed: int = 0,
+    articles: bool = True,
 ) -> HeadlineDraws:
     """Point headlines and two-level (question x seed) bootstrap replicates of many cells.
 
     A replicate draws the question clusters once, with replacement, for all cells (the
-    cells answered the same questions), and, independently per cell, the cell's seeds
+    cells answered the same questions), as whole article groups where the layout knows
+    each cluster's group (:func:`_article_weights`: questions of one article share its
+    topic and difficulty, so they are not independent draws), and, independently per cell, the cell's seeds
     with replacement (after inflating their residuals, see the module docstring). The
     cell's replicate is the macro mean over groups of the drawn seeds' averaged values
     over the drawn clusters; groups with no drawn units are left out of that replicate.
@@ -219,6 +259,8 @@ def draw_headlines(
             ``layout`` (same units, same order); a 1-D array is one seed.
         n_resamples: Bootstrap replicates ``R`` (at least 2).
         seed: Seed of the draws; the same inputs and seed give the same replicates.
+        articles: Resample whole article groups where the layout has them (``False``:
+            question clusters, e.g. to show what articles add).
 
     Returns:
         A :class:`HeadlineDraws`.
@@ -261,6 +303,9 @@ def draw_headlines(
     cell_rngs = [np.random.default_rng(s) for s in cell_seqs]
 
     n_clusters, n_groups = counts.shape
+    cluster_article = layout.cluster_articles() if articles else None
+    if cluster_article is not None and not 1 < layout.n_articles < n_clusters:
+        cluster_article = None  # one group, or one question per group: nothing to nest
     max_seeds = max(n_seeds)
     # 8-byte values alive per replicate row: the cluster draws, flat ids, counts and weights
     # ([C] each), one cell's seed group sums and their weighted copy ([S, G]), group sums,
@@ -269,7 +314,10 @@ def draw_headlines(
     replicates = np.empty((n_resamples, len(arrays)))
     for i0, i1 in _batches(n_resamples, row_values, 8):
         rows = i1 - i0
-        weights = _cluster_weights(cluster_rng, rows, n_clusters)
+        if cluster_article is None:
+            weights = _cluster_weights(cluster_rng, rows, n_clusters)
+        else:
+            weights = _article_weights(cluster_rng, rows, cluster_article)
         for k, (table, s, rng) in enumerate(zip(tables, n_seeds, cell_rngs, strict=True)):
             if s == 1:
                 mult = np.ones((rows, 1))
@@ -282,6 +330,7 @@ def draw_headlines(
         seed_headlines=seed_headlines,
         replicates=replicates,
         n_clusters=int(n_clusters),
+        n_articles=0 if cluster_article is None else int(layout.n_articles),
     )
 
 
@@ -357,7 +406,7 @@ def estimate(
     ``var_k`` the sample variance of cell ``k``'s per-seed headlines (cells with one seed
     contribute none); the question part is the rest, ``V_q = max(se**2 - V_s, 0)``. The
     degrees of freedom are Welch-Satterthwaite's,
-    ``df = se**4 / (sum_k (c_k**2 var_k / S_k)**2 / (S_k - 1) + V_q**2 / (n_clusters - 1))``,
+    ``df = se**4 / (sum_k (c_k**2 var_k / S_k)**2 / (S_k - 1) + V_q**2 / (n_top - 1))``,
     and the interval is ``value +- t_{df} * se`` (see the module docstring for why not the
     percentile interval).
 
@@ -403,8 +452,8 @@ def estimate(
 
     denominator = sum(v**2 / d for v, d in zip(seed_parts, seed_df, strict=True))
     # With one cluster the question level cannot vary: its "variance" is rounding noise.
-    if draws.n_clusters >= 2:
-        denominator += v_question**2 / (draws.n_clusters - 1)
+    if draws.n_top >= 2:
+        denominator += v_question**2 / (draws.n_top - 1)
     df = se**4 / denominator if denominator > 0.0 else math.inf
 
     if se > 0.0:

@@ -22,70 +22,10 @@ from __future__ import annotations
 
 import math
 
-from scipy import stats
+# The formulas live with the verdicts that use them; re-exported as the planning API.
+from langmix.study.verdicts import minimum_detectable_effect, tost
 
 __all__ = ["minimum_detectable_effect", "predicted_mde", "seeds_needed", "tost"]
-
-
-def minimum_detectable_effect(
-    se: float, df: float, *, alpha: float = 0.05, power: float = 0.8, tests: int = 1
-) -> float:
-    """The true difference a two-sided t-test detects with probability ``power``.
-
-    ``(t_{1 - a/2, df} + t_{power, df}) * se`` with ``a = alpha / tests``: with ``tests`` > 1
-    the level of the first step of Holm's procedure over that many tests (the strictest one
-    a claim may face).
-
-    Args:
-        se: Standard error of the estimate.
-        df: Its degrees of freedom (``inf`` for a normal estimate).
-        alpha: Two-sided level.
-        power: Wanted probability of rejecting, in (0.5, 1).
-        tests: Number of tests in the Holm family.
-
-    Raises:
-        ValueError: For a negative ``se``, ``df`` <= 0, or levels out of range.
-
-    Example:
-        >>> round(minimum_detectable_effect(1.0, math.inf), 3)
-        2.802
-    """
-    if not (math.isfinite(se) and se >= 0) or not df > 0:
-        raise ValueError(f"se must be finite and >= 0 and df > 0, got se={se}, df={df}")
-    if not 0 < alpha < 1 or not 0.5 < power < 1 or tests < 1:
-        raise ValueError(
-            f"need 0 < alpha < 1, 0.5 < power < 1, tests >= 1; got {alpha}, {power}, {tests}"
-        )
-    level = alpha / tests
-    return float((stats.t.ppf(1 - level / 2, df) + stats.t.ppf(power, df)) * se)
-
-
-def tost(value: float, se: float, df: float, *, margin: float) -> float:
-    """p-value of the two one-sided tests that ``|difference| >= margin``.
-
-    Below ``alpha`` the difference is *equivalent to zero within the margin*; this is the
-    same as the ``1 - 2 alpha`` interval lying inside ``(-margin, margin)``.
-
-    Args:
-        value: The estimate.
-        se: Its standard error.
-        df: Its degrees of freedom.
-        margin: The equivalence margin (positive, in the metric's units).
-
-    Raises:
-        ValueError: For a margin that is not positive, a negative ``se`` or ``df`` <= 0.
-
-    Example:
-        >>> round(tost(0.0, 0.001, math.inf, margin=0.002), 4)
-        0.0228
-    """
-    if not margin > 0 or se < 0 or not df > 0:
-        raise ValueError(f"need margin > 0, se >= 0, df > 0; got {margin}, {se}, {df}")
-    if se == 0:
-        return 0.0 if abs(value) < margin else 1.0
-    lower = stats.t.sf((value + margin) / se, df)  # H0: difference <= -margin
-    upper = stats.t.cdf((value - margin) / se, df)  # H0: difference >= +margin
-    return float(max(lower, upper))
 
 
 def predicted_mde(
@@ -192,7 +132,7 @@ def power_table(
     Returns:
         Markdown lines.
     """
-    from langmix.study.comparisons import compute_comparisons
+    from langmix.study.comparisons import PRIMARY_BASELINES, compute_comparisons
     from langmix.study.results import load_study
 
     study = load_study(study_dir)
@@ -207,7 +147,9 @@ def power_table(
         "|---|---|---|---|---|---|---|---|",
     ]
     for test in comparisons.tests:
-        if test.kind != "effect" or test.metric != metric or test.against == "random":
+        if test.kind != "effect" or test.metric != metric:
+            continue
+        if test.against not in PRIMARY_BASELINES:
             continue
         if test.arm.alpha != 0.5 or test.size is None:
             continue

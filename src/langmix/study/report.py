@@ -30,6 +30,7 @@ from typing import Any
 from langmix.outputs import write_text_atomic
 from langmix.study.answer import coverage_sentence, section_answer
 from langmix.study.comparisons import (
+    BASELINE_NAMES,
     TESTED,
     Comparisons,
     Test,
@@ -38,6 +39,7 @@ from langmix.study.comparisons import (
     higher_is_better,
     is_test_set,
     verdict,
+    verdict_text,
 )
 from langmix.study.plots import draw_plots
 from langmix.study.results import (
@@ -261,14 +263,20 @@ def section_results(study: Study) -> list[str]:
 def _test_row(test: Test) -> list[str]:
     e = test.estimate
     word = verdict(test)
+    d = digits(test.metric) + 1
+    lack = test.lack_of_fit
     return [
         METRIC_NAMES[test.metric] + ("" if higher_is_better(test.metric) else " ↓"),
-        f"{test.arm.label} − {test.against}",
+        f"{test.arm.label} − {BASELINE_NAMES[test.against]}",
         diff_text(e, test.metric),
-        f"{e.se_seed:.{digits(test.metric) + 1}f} / {e.se_question:.{digits(test.metric) + 1}f}",
+        f"[{test.holm_low:+.{d}f}, {test.holm_high:+.{d}f}]",
+        f"{e.se_seed:.{d}f} / {e.se_question:.{d}f}",
         f"{e.p_value:.3g}",
         f"{test.p_holm:.3g}",
-        word if word == "n.s." else f"**{word}**",
+        f"{test.mde:.{d}f}",
+        "—" if math.isnan(test.p_equivalence_holm) else f"{test.p_equivalence_holm:.3g}",
+        *([f"χ²({lack.df}) {lack.chi2:.1f}, p {lack.p_value:.2g}"] if lack else []),
+        f"**{word}**" if word in ("better", "worse") else verdict_text(test),
     ]
 
 
@@ -276,9 +284,12 @@ _TEST_HEADER = [
     "metric",
     "comparison",
     "difference [95% CI]",
+    "Holm-level CI",
     "se seed / question",
     "p",
     "p Holm",
+    "MDE",
+    "p equiv. Holm",
     "verdict",
 ]
 
@@ -329,7 +340,9 @@ def section_significance(study: Study, comparisons: Comparisons) -> list[str]:
             lines += [
                 f"### {eval_set} — slope per doubling ({', '.join(s.label for s in sizes)})",
                 "",
-                *_table(["metric", "slope of", *_TEST_HEADER[2:]], slopes),
+                *_table(
+                    ["metric", "slope of", *_TEST_HEADER[2:-1], "lack of fit", "verdict"], slopes
+                ),
             ]
     if not any_test:
         lines += [

@@ -142,6 +142,12 @@ class Study:
         description: ``[study] description`` of ``study.toml``, if any.
         compare_with: ``[study] compare_with``: the name of a sibling study directory whose
             claims the report pairs with this study's (another size family), if any.
+        primary: ``[study] primary``: the test set of the primary family ("" when not
+            declared: the report then takes the first test set).
+        equivalence_margin: ``[study] equivalence_margin`` (default 0.005): the margin of
+            the equivalence tests, in the metric's units.
+        recipes: Per model, the training settings its ``[[models]]`` entry overrides
+            (empty when every size is trained alike).
 
     Example:
         >>> study = load_study("runs/scaling")  # doctest: +SKIP
@@ -158,6 +164,9 @@ class Study:
     arms: list[Arm]
     description: str = ""
     compare_with: str = ""
+    primary: str = ""
+    equivalence_margin: float = 0.005
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _index: dict[tuple[str, str, Arm], list[dict[str, Any]]] = field(default_factory=dict)
     _per_query: dict[Path, Mapping[str, np.ndarray] | None] = field(default_factory=dict)
 
@@ -253,6 +262,23 @@ def _study_setting(directory: Path, key: str) -> str:
     return str(study.get(key, "")).strip() if isinstance(study, dict) else ""
 
 
+def _model_recipes(directory: Path) -> dict[str, dict[str, Any]]:
+    """Per model name, the ``train`` settings of its ``[[models]]`` entry in ``study.toml``."""
+    path = directory / "study.toml"
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except tomllib.TOMLDecodeError:
+        return {}
+    models = config.get("models", [])
+    if not isinstance(models, list):
+        return {}
+    return {
+        str(m["name"]): dict(m.get("train", {}))
+        for m in models
+        if isinstance(m, dict) and "name" in m and m.get("train")
+    }
+
+
 def load_study(study_dir: str | os.PathLike[str]) -> Study:
     """Load and index a study directory's rows.
 
@@ -300,6 +326,9 @@ def load_study(study_dir: str | os.PathLike[str]) -> Study:
         arms=sorted({arm for (_, _, arm) in index}, key=lambda a: a.sort_key),
         description=_study_setting(directory, "description"),
         compare_with=_study_setting(directory, "compare_with"),
+        primary=_study_setting(directory, "primary"),
+        equivalence_margin=float(_study_setting(directory, "equivalence_margin") or 0.005),
+        recipes=_model_recipes(directory),
         _index=dict(index),
     )
 

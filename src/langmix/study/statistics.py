@@ -107,6 +107,10 @@ class Units:
         n_clusters: Number of clusters.
         keys: ``int64[n, 2]`` unit identity ``(query row, column)`` used to align runs;
             the column is the target language for cross-lingual metrics, else ``0``.
+        article: ``int64[n]`` article group in ``[0, n_articles)`` of each unit (LAReQA
+            per-query files that record ``article_groups``), or ``None``. Every cluster lies
+            in one article group, so whole groups can be resampled.
+        n_articles: Number of article groups (0 without them).
 
     Example:
         >>> u = units({"query_ids": np.array(["q1", "q2"]), "ndcg@10": np.array([0.5, 1.0])},
@@ -121,6 +125,23 @@ class Units:
     n_groups: int
     n_clusters: int
     keys: np.ndarray
+    article: np.ndarray | None = None
+    n_articles: int = 0
+
+    def cluster_articles(self) -> np.ndarray | None:
+        """``int64[n_clusters]`` the article group of each cluster, or ``None``.
+
+        Example:
+            >>> pq = {"parallel_ids": np.array(["a", "b", "c"]), "query_lang": np.zeros(3, int),
+            ...       "article_groups": np.array(["g1", "g1", "g2"]), "multi_ap": np.ones(3)}
+            >>> units(pq, "map_multi").cluster_articles().tolist()
+            [0, 0, 1]
+        """
+        if self.article is None:
+            return None
+        out = np.zeros(self.n_clusters, dtype=np.int64)
+        out[self.cluster] = self.article
+        return out
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -246,6 +267,21 @@ def units(per_query: Mapping[str, Any], metric: str) -> Units:
     _, cluster_of_query = np.unique(ident, return_inverse=True)
     group, n_groups = _compact(raw_group)
     cluster, n_clusters = _compact(cluster_of_query.reshape(-1)[rows])
+    article, n_articles = None, 0
+    if metric not in _MIRACL and "article_groups" in per_query:
+        groups = np.asarray(per_query["article_groups"])
+        if groups.shape != ident.shape:
+            raise ValueError(
+                f"'article_groups' has shape {groups.shape} but 'parallel_ids' has shape "
+                f"{ident.shape}; both must be [n_queries]"
+            )
+        article, n_articles = _compact(groups[rows])
+        clusters_per = np.unique(np.stack([cluster, article]), axis=1)[0]
+        if np.unique(clusters_per).size != clusters_per.size:
+            raise ValueError(
+                "'article_groups' puts one parallel question in two article groups; a "
+                "question's translations share one group (langmix.data.pairs.article_groups)"
+            )
     return Units(
         values=np.ascontiguousarray(vals, dtype=np.float64),
         group=group,
@@ -253,6 +289,8 @@ def units(per_query: Mapping[str, Any], metric: str) -> Units:
         n_groups=n_groups,
         n_clusters=n_clusters,
         keys=np.stack([rows, cols], axis=1).astype(np.int64),
+        article=article,
+        n_articles=n_articles,
     )
 
 
