@@ -169,3 +169,21 @@ def test_lack_of_fit_rejects_a_curve_and_keeps_a_line() -> None:
         rejected_curve.append(line_fit(e, x, curve + noise, cov)[1].rejected)
     assert 0.02 <= np.mean(rejected_line) <= 0.08
     assert np.mean(rejected_curve) > 0.95
+
+
+def test_cells_are_compared_only_on_the_same_queries() -> None:
+    """Per-query files whose units line up by position but name other questions, or other
+    query languages, are not paired."""
+    from langmix.study.comparisons import _same_queries
+
+    a = {
+        "languages": np.array(["de", "en"]),
+        "parallel_ids": np.array([0, 1, 0, 1]),
+        "query_lang": np.array([0, 0, 1, 1]),
+        "multi_ap": np.zeros(4),
+    }
+    assert _same_queries(a, dict(a))
+    assert not _same_queries(a, {**a, "parallel_ids": np.array([1, 0, 0, 1])})
+    assert not _same_queries(a, {**a, "query_lang": np.array([1, 1, 0, 0])})
+    assert not _same_queries(a, {**a, "languages": np.array(["en", "de"])})
+    assert not _same_queries(a, {k: v for k, v in a.items() if k != "query_lang"})

@@ -238,7 +238,11 @@ def higher_is_better(metric: str) -> bool:
 
 
 def _seed_values(
-    study: Study, rows: Sequence[dict[str, Any]], metric: str, keys: np.ndarray | None
+    study: Study,
+    rows: Sequence[dict[str, Any]],
+    metric: str,
+    keys: np.ndarray | None,
+    reference: Any = None,
 ) -> np.ndarray | None:
     """``[n_seeds, n_units]`` unit values of one cell, aligned with ``keys``; ``None`` if a
     per-query file is missing or describes other units."""
@@ -250,8 +254,25 @@ def _seed_values(
         u = units(per_query, metric)
         if keys is not None and not np.array_equal(u.keys, keys):
             return None
+        if reference is not None and not _same_queries(per_query, reference):
+            return None
         out.append(u.values)
     return np.stack(out)
+
+
+#: Arrays that name the queries of a per-query file: cells are compared query by query
+#: only where these agree, not merely where the units line up by position.
+_IDENTITY = ("languages", "query_ids", "parallel_ids", "query_lang")
+
+
+def _same_queries(a: Any, b: Any) -> bool:
+    """Whether two per-query files hold the same queries, in the same order and languages."""
+    for name in _IDENTITY:
+        if (name in a) != (name in b):
+            return False
+        if name in a and not np.array_equal(np.asarray(a[name]), np.asarray(b[name])):
+            return False
+    return True
 
 
 def _metric_tests(
@@ -259,6 +280,7 @@ def _metric_tests(
 ) -> list[Test]:
     """Every cell estimate and unadjusted test of one (evaluation set, metric)."""
     layout = None
+    reference = None  # the first per-query file: every other must hold the same queries
     cells: dict[_CellKey, np.ndarray] = {}
     for size in study.sizes:
         for arm in study.arms_for(eval_set):
@@ -270,8 +292,8 @@ def _metric_tests(
                 if first is None:
                     out.notes.append(f"{eval_set}, {size.label}, {arm.label}: no per-query file")
                     continue
-                layout = units(first, metric)
-            values = _seed_values(study, rows, metric, layout.keys)
+                layout, reference = units(first, metric), first
+            values = _seed_values(study, rows, metric, layout.keys, reference)
             if values is None:
                 out.notes.append(
                     f"{eval_set}, {size.label}, {arm.label}, {METRIC_NAMES[metric]}: left out "
