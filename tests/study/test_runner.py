@@ -391,6 +391,9 @@ def test_miracl_evaluation_set(tmp_path, data_dir, offline_cache):
         for metric in ("ndcg@10", "recall@100", "map@100"):
             assert headline(per_query, metric) == pytest.approx(row["metrics"][metric], abs=1e-12)
         assert row["metrics"]["ndcg@10"] > 0.5  # relevant passages restate the question
+        # The headline is the macro mean over the languages (one here), each kept per row.
+        assert row["per_language"].keys() == {"yo"}
+        assert row["per_language"]["yo"] == pytest.approx(row["metrics"], abs=1e-12)
     assert "nDCG@10" in (out / "report.md").read_text()
 
 

@@ -450,3 +450,17 @@ def test_compare_is_fast_at_xquad_r_size() -> None:
     assert res.n_clusters == 1190 and res.n_resamples == 2000
     assert res.ci_low < res.difference < res.ci_high
     assert elapsed < 5.0, f"compare took {elapsed:.2f} s"
+
+
+def test_miracl_headline_is_the_macro_mean_over_languages() -> None:
+    """A study's MIRACL ids are ``language/qid``: the headline averages the languages, as
+    MIRACL and ``langmix eval`` report it, not the pooled queries."""
+    pq = {
+        "query_ids": np.array(["sw/1", "sw/2", "sw/3", "yo/1"]),
+        "ndcg@10": np.array([0.2, 0.4, 0.6, 1.0]),
+    }
+    u = units(pq, "ndcg@10")
+    assert u.n_groups == 2 and u.n_clusters == 4
+    assert u.macro_mean() == pytest.approx((0.4 + 1.0) / 2)  # pooled would be 0.55
+    plain = units({**pq, "query_ids": np.array(["1", "2", "3", "4"])}, "ndcg@10")
+    assert plain.n_groups == 1 and plain.macro_mean() == pytest.approx(0.55)

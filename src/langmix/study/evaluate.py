@@ -270,6 +270,7 @@ class EvaluationSets:
         names = {"ndcg_cut_10": "ndcg@10", "recall_100": "recall@100", "map_cut_100": "map@100"}
         query_ids: list[str] = []
         values: dict[str, list[float]] = {n: [] for n in names.values()}
+        per_language: dict[str, dict[str, float]] = {}
         timing = {"encode_s": 0.0, "metrics_s": 0.0}
         for data in self.dataset(spec):
             self.phase(f"evaluate {spec.name} ({data.language})")
@@ -292,6 +293,9 @@ class EvaluationSets:
                 query_ids.append(f"{data.language}/{qid}")
                 for trec_name, name in names.items():
                     values[name].append(scores[trec_name])
+            per_language[data.language] = {
+                name: float(document["metrics"][name]) for name in names.values()
+            }
         path = target / "per_query.npz"
         with atomic_path(path) as tmp:
             np.savez_compressed(
@@ -301,7 +305,12 @@ class EvaluationSets:
             )
         return {
             "eval_kind": "miracl",
-            "metrics": {name: float(np.mean(v)) for name, v in values.items()},
+            # Macro over languages, as MIRACL and `langmix eval` report it (pooling queries
+            # would weight each language by its number of topics).
+            "metrics": {
+                name: float(np.mean([m[name] for m in per_language.values()])) for name in values
+            },
+            "per_language": per_language,
             "per_query": str(path.relative_to(self.out)),
             "timing": {k: round(v, 3) for k, v in timing.items()},
         }
