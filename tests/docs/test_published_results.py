@@ -19,10 +19,8 @@ from langmix.study.results import _study_setting
 
 RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
 PUBLISHED = sorted(p for p in RESULTS.glob("*") if (p / "results.jsonl").is_file())
-# The budget for everything published (results, per-query arrays, figures): cpu-powered's
-# per-query arrays of all of XQuAD-R (11,968 questions, float32, compressed: 275 KB per
-# cell) take about 25 MiB at 88 cells, beside the 18.5 MiB of the earlier studies.
-MAX_BYTES = 48 * 2**20
+# The budget for everything published (results, per-query arrays, figures).
+MAX_BYTES = 20 * 2**20
 
 
 def test_there_are_published_studies():
