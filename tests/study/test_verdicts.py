@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from langmix.study.inference import Estimate, draw_headlines, estimate, holm, slope_weights
+from langmix.study.inference import (
+    Estimate,
+    cluster_articles,
+    draw_headlines,
+    estimate,
+    holm,
+    slope_weights,
+)
 from langmix.study.statistics import Units, units
 from langmix.study.verdicts import holm_levels, interval_at, line_fit
 
@@ -45,7 +52,7 @@ def simulate_articles(rng: np.random.Generator, sigma_article: float, sigma_ques
 def test_article_groups_are_read_and_nest_the_questions() -> None:
     layout = article_layout()
     assert layout.n_articles == N_ARTICLES and layout.n_clusters == N_ARTICLES * PER_ARTICLE
-    assert layout.cluster_articles().tolist() == np.repeat(np.arange(30), 5).tolist()
+    assert cluster_articles(layout).tolist() == np.repeat(np.arange(30), 5).tolist()
     bad = {
         "parallel_ids": np.array(["a", "a"]),
         "query_lang": np.array([0, 1]),

@@ -190,10 +190,6 @@ class Comparisons:
     notes: list[str] = field(default_factory=list)
     n_resamples: int = 0
 
-    def family(self, name: str) -> list[Test]:
-        """The tests of one Holm family, in computation order."""
-        return [t for t in self.tests if t.family == name]
-
     def find(
         self,
         kind: str,
@@ -374,10 +370,9 @@ def _slope_test(
     values = draws.point @ per_size
     covariance = np.cov(draws.replicates @ per_size, rowvar=False)
     e, lack = line_fit(sampling, x, values, covariance)
-    kind = "slope"
     sizes = tuple(size for size, _ in present)
     return Test(
-        kind,
+        "slope",
         eval_set,
         metric,
         arm,

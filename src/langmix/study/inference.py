@@ -57,6 +57,7 @@ from langmix.study.statistics import Units, _batches, _cluster_table, _group_mea
 __all__ = [
     "Estimate",
     "HeadlineDraws",
+    "cluster_articles",
     "draw_headlines",
     "estimate",
     "holm",
@@ -212,6 +213,23 @@ def _cluster_weights(rng: np.random.Generator, n_rows: int, n_clusters: int) -> 
     return counts.reshape(n_rows, n_clusters).astype(np.float64)
 
 
+def cluster_articles(layout: Units) -> np.ndarray | None:
+    """``int64[n_clusters]`` the article group of each cluster of a layout, or ``None``.
+
+    Example:
+        >>> from langmix.study.statistics import units
+        >>> pq = {"parallel_ids": np.array(["a", "b", "c"]), "query_lang": np.zeros(3, int),
+        ...       "article_groups": np.array(["g1", "g1", "g2"]), "multi_ap": np.ones(3)}
+        >>> cluster_articles(units(pq, "map_multi")).tolist()
+        [0, 0, 1]
+    """
+    if layout.article is None:
+        return None
+    out = np.zeros(layout.n_clusters, dtype=np.int64)
+    out[layout.cluster] = layout.article
+    return out
+
+
 def _article_weights(
     rng: np.random.Generator, n_rows: int, cluster_article: np.ndarray
 ) -> np.ndarray:
@@ -303,7 +321,7 @@ def draw_headlines(
     cell_rngs = [np.random.default_rng(s) for s in cell_seqs]
 
     n_clusters, n_groups = counts.shape
-    cluster_article = layout.cluster_articles() if articles else None
+    cluster_article = cluster_articles(layout) if articles else None
     if cluster_article is not None and not 1 < layout.n_articles < n_clusters:
         cluster_article = None  # one group, or one question per group: nothing to nest
     max_seeds = max(n_seeds)

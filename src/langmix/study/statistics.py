@@ -138,21 +138,6 @@ class Units:
     article: np.ndarray | None = None
     n_articles: int = 0
 
-    def cluster_articles(self) -> np.ndarray | None:
-        """``int64[n_clusters]`` the article group of each cluster, or ``None``.
-
-        Example:
-            >>> pq = {"parallel_ids": np.array(["a", "b", "c"]), "query_lang": np.zeros(3, int),
-            ...       "article_groups": np.array(["g1", "g1", "g2"]), "multi_ap": np.ones(3)}
-            >>> units(pq, "map_multi").cluster_articles().tolist()
-            [0, 0, 1]
-        """
-        if self.article is None:
-            return None
-        out = np.zeros(self.n_clusters, dtype=np.int64)
-        out[self.cluster] = self.article
-        return out
-
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
