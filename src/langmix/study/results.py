@@ -202,6 +202,23 @@ class Study:
 # --------------------------------------------------------------------------- loading
 
 
+def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of a ``results.jsonl``; a cut last line (an interrupted write) is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise
+    return rows
+
+
 def load_rows(path: str | os.PathLike[str]) -> LoadedRows:
     """Read ``results.jsonl``: skip unreadable lines, keep the last row per (cell, eval set).
 

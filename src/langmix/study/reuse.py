@@ -107,7 +107,7 @@ def plan_reuse(
         >>> sorted(plan.reusable)[:1]  # doctest: +SKIP
         ['L12/cross-s0']
     """
-    from langmix.study.runner import RESULTS, read_results
+    from langmix.study.results import RESULTS, read_results
 
     source = Path(source)
     record = source / "study.toml"
@@ -150,7 +150,7 @@ def take_cells(plan: ReusePlan, config: StudyConfig, out: Path) -> int:
 
     A kill between the two leaves files and no row: the cell is taken again on resume.
     """
-    from langmix.study.runner import RESULTS
+    from langmix.study.results import RESULTS
 
     for key, rows in plan.reusable.items():
         for row in rows:

@@ -67,7 +67,9 @@ from langmix.study.config import Cell, ModelSpec, StudyConfig, load_study_config
 from langmix.study.display import StudyDisplay, format_duration
 from langmix.study.evaluate import EvaluationSets
 
-RESULTS = "results.jsonl"
+# The results file is langmix.study.results's; re-exported for the runner's callers.
+from langmix.study.results import RESULTS, read_results
+
 FAILURES = "failures.jsonl"
 # One line per invocation of the runner: where its wall time went (setup, cells, report).
 TIMING = "timing.jsonl"
@@ -114,23 +116,6 @@ class StudySummary:
     failed: list[str]
     wall_seconds: float
     reused: int = 0
-
-
-def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a ``results.jsonl``; a cut last line (an interrupted write) is ignored."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise
-    return rows
 
 
 def _repair_results(path: Path) -> list[dict[str, Any]]:
