@@ -35,7 +35,7 @@ _API = {
     "run_eval": "langmix.evaluation.run",
     "run_study": "langmix.study.runner",
     "build_report": "langmix.study.report",
-    "compare": "langmix.study.statistics",
+    "compare": "langmix.study.paired",
 }
 
 __all__ = ["__version__", *_API]

@@ -19,6 +19,7 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from langmix.study import inference as inf
+from langmix.study import paired
 from langmix.study import statistics as st
 from langmix.study.inference import (
     Estimate,
@@ -238,7 +239,7 @@ def test_one_seed_cells_reproduce_the_paired_cluster_bootstrap() -> None:
     # The question draws come from the first stream spawned from the seed.
     cluster_stream = np.random.SeedSequence(9).spawn(3)[0]
     sums, counts = st._cluster_table(layout, values)
-    expected = st._bootstrap(sums, counts, np.random.default_rng(cluster_stream), 64)
+    expected = paired._bootstrap(sums, counts, np.random.default_rng(cluster_stream), 64)
     np.testing.assert_allclose(draws.replicates[:, 0], expected, atol=1e-12)
     # Shared question draws: a constant offset survives every replicate unchanged.
     np.testing.assert_allclose(draws.replicates[:, 1] - draws.replicates[:, 0], 0.1, atol=1e-12)

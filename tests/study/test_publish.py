@@ -8,14 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_report import LAREQA, MIRACL, make_study
+from test_report import LAREQA, MIRACL, _lareqa_arrays, make_study
 
 from langmix.cli import main
 from langmix.data.errors import DataError
-from langmix.study.publish import KEPT_ARRAYS, publish_study
+from langmix.study.inference import draw_headlines
+from langmix.study.paired import compare
+from langmix.study.publish import KEPT_ARRAYS, publish_study, reduce_per_query
 from langmix.study.report import build_report
 from langmix.study.results import load_rows
-from langmix.study.statistics import headline
+from langmix.study.statistics import PER_QUESTION, headline, units
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +82,86 @@ def test_cli_publish(published, tmp_path, capsys):
     assert (tmp_path / "out" / "report.md").is_file()
     assert main(["publish", str(study)]) == 2
     assert "usage: langmix publish" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------ question-level reduction
+
+TESTED_LAREQA = ("map_multi", "map_mono", "map_cross", "rank_distance")
+
+
+def _parallel_file(path: Path, quality: float, seed: int, **changes) -> dict:
+    """A fully parallel LAReQA per-query file (30 questions x 4 languages, 6 articles)."""
+    rng = np.random.default_rng(seed)
+    arrays = _lareqa_arrays(quality, np.random.default_rng(0).normal(0, 0.1, 30), rng)
+    question = np.repeat(np.arange(30), len(arrays["languages"]))
+    arrays["article_groups"] = np.array([f"article{q % 6}" for q in question])
+    arrays.update(changes)
+    np.savez(path, **arrays)
+    return arrays
+
+
+def _reduced(tmp_path: Path, name: str, arrays_path: Path) -> dict:
+    out = tmp_path / f"{name}.reduced.npz"
+    reduce_per_query(arrays_path, out)
+    with np.load(out) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_a_fully_parallel_file_keeps_one_value_per_question_and_every_statistic(tmp_path):
+    full = {q: _parallel_file(tmp_path / f"{q}.npz", q, i) for i, q in enumerate((0.5, 0.6))}
+    reduced = {q: _reduced(tmp_path, str(q), tmp_path / f"{q}.npz") for q in full}
+    for arrays in reduced.values():
+        assert bool(arrays[PER_QUESTION]) and arrays["parallel_ids"].shape == (30,)
+        assert arrays["cross_ap"].shape == (30,) and "query_lang" not in arrays
+        assert np.unique(arrays["article_groups"]).size == 6
+    for metric in TESTED_LAREQA:
+        for q in full:  # the headline, to float32 rounding
+            assert headline(reduced[q], metric) == pytest.approx(
+                headline(full[q], metric), rel=1e-6
+            )
+        # The two-level bootstrap (article and question draws) and the paired tests give
+        # the same replicates: they depend on the questions' means only.
+        for articles in (True, False):
+            draws = [
+                draw_headlines(
+                    units(form[0.5], metric),
+                    {q: units(a, metric).values for q, a in form.items()},
+                    n_resamples=300,
+                    articles=articles,
+                )
+                for form in (full, reduced)
+            ]
+            assert draws[0].n_articles == draws[1].n_articles == (6 if articles else 0)
+            np.testing.assert_allclose(draws[0].replicates, draws[1].replicates, rtol=1e-6)
+        ours, theirs = (compare(f[0.6], f[0.5], metric, n_resamples=300) for f in (full, reduced))
+        assert ours.p_value == theirs.p_value
+        assert (ours.ci_low, ours.ci_high) == pytest.approx((theirs.ci_low, theirs.ci_high))
+
+
+def test_reducing_a_reduced_file_changes_nothing(tmp_path):
+    _parallel_file(tmp_path / "a.npz", 0.5, 0)
+    once = _reduced(tmp_path, "once", tmp_path / "a.npz")
+    twice = _reduced(tmp_path, "twice", tmp_path / "once.reduced.npz")
+    assert once.keys() == twice.keys()
+    assert all(np.array_equal(once[k], twice[k]) for k in once)
+
+
+@pytest.mark.parametrize("gap", ["missing translation", "undefined value"])
+def test_a_file_that_is_not_fully_parallel_stays_per_query(tmp_path, gap):
+    arrays = _parallel_file(tmp_path / "a.npz", 0.5, 0)
+    if gap == "missing translation":  # MLQA-R: not every question in every language
+        keep = np.arange(arrays["query_lang"].size) != 5
+        arrays = {k: (v[keep] if k != "languages" else v) for k, v in arrays.items()}
+    else:
+        arrays["cross_ap"][3, (arrays["query_lang"][3] + 1) % 4] = np.nan
+    np.savez(tmp_path / "a.npz", **arrays)
+    reduced = _reduced(tmp_path, "a", tmp_path / "a.npz")
+    assert PER_QUESTION not in reduced and reduced["cross_ap"].ndim == 2
+    for metric in TESTED_LAREQA:
+        assert headline(reduced, metric) == pytest.approx(headline(arrays, metric), rel=1e-6)
+
+
+def test_a_question_level_file_of_the_wrong_shape_is_refused():
+    bad = {"parallel_ids": np.arange(3), PER_QUESTION: np.array(True), "multi_ap": np.ones(4)}
+    with pytest.raises(ValueError, match="question-level file"):
+        units(bad, "map_multi")

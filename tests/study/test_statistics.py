@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from langmix.evaluation.metrics import LareqaPerQuery, aggregate_lareqa, evaluate_lareqa
+from langmix.study import paired
 from langmix.study import statistics as st
-from langmix.study.statistics import METRICS, compare, headline, seed_summary, units
+from langmix.study.paired import compare
+from langmix.study.statistics import METRICS, headline, seed_summary, units
 
 LAREQA_METRICS = {
     "map_mono": lambda r: r.map["mono"],
@@ -237,7 +239,7 @@ def test_macro_from_weights_equals_loop() -> None:
     draws = rng.integers(0, u.n_clusters, size=(200, u.n_clusters))
     draws[0] = 0  # a replicate of one cluster: most pairs get no units
     weights = np.stack([np.bincount(d, minlength=u.n_clusters) for d in draws]).astype(float)
-    fast = st._macro_from_weights(sums, counts, weights)
+    fast = paired._macro_from_weights(sums, counts, weights)
     slow = [loop_macro(diff, u.group, u.cluster, d) for d in draws]
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
 
@@ -250,7 +252,7 @@ def test_bootstrap_equals_loop_with_same_draws(batch_bytes, monkeypatch) -> None
     batches = st._batches(150, u.n_clusters, 32)
     assert (len(batches) > 1) == (batch_bytes is not None)
     sums, counts = st._cluster_table(u, diff)
-    fast = st._bootstrap(sums, counts, np.random.default_rng(7), 150)
+    fast = paired._bootstrap(sums, counts, np.random.default_rng(7), 150)
     rng = np.random.default_rng(7)  # the same stream, drawn batch by batch as _bootstrap does
     draws = np.concatenate(
         [rng.integers(0, u.n_clusters, (i1 - i0, u.n_clusters)) for i0, i1 in batches]

@@ -8,7 +8,7 @@ least-squares slope of a difference across sizes (:func:`slope_weights`). A head
 is uncertain for two independent reasons, and both must be in its interval:
 
 * **Which questions were asked** (question level). As in
-  :func:`~langmix.study.statistics.compare`, parallel questions are resampled as
+  :func:`~langmix.study.paired.compare`, parallel questions are resampled as
   clusters, and one cluster resample is shared by all cells of a replicate, because
   every cell answered the same questions: a contrast is paired by question.
 * **Which training runs happened** (seed level). Two runs of one configuration differ
