@@ -91,3 +91,47 @@ def test_power_table_of_a_published_study():
     planned = [float(line.split(" | ")[6]) for line in more if line.startswith("| xquad-r")]
     assert all(p < float(r[5]) for p, r in zip(planned, rows, strict=True))
     assert main(["power", str(study), "--eval-set", "nothing"]) == 0
+
+
+def test_the_report_power_section_plans_each_primary_effect():
+    """The report's power section: one row per primary effect, its MDE the verdict's, and
+    seeds for the target that never grow with more questions (checked against
+    seeds_needed, with the article groups as the question part's units)."""
+    from pathlib import Path
+
+    from langmix.study.comparisons import compute_comparisons
+    from langmix.study.power import QUESTION_SCALES, section_power, seeds_needed
+    from langmix.study.results import load_study
+
+    study = load_study(Path(__file__).resolve().parents[2] / "docs" / "results" / "cpu-distilled")
+    comparisons = compute_comparisons(study, n_resamples=300)
+    lines = section_power(study, comparisons, target=0.005)
+    rows = [line.strip("| ").split(" | ") for line in lines if line.startswith("| L")]
+    primary = [t for t in comparisons.tests if t.family == "primary" and t.kind == "effect"]
+    assert len(rows) == len(primary) == 8  # 4 sizes x (mono, cross)
+    for row, test in zip(rows, primary, strict=True):
+        assert row[0] == test.size.label and row[1].endswith(f"− {test.against}")
+        assert float(row[4]) == pytest.approx(test.mde, abs=5e-5)
+        needed = [None if cell == "—" else int(cell) for cell in row[5:]]
+        assert len(needed) == len(QUESTION_SCALES)
+        known = [n for n in needed if n is not None]
+        assert known == sorted(known, reverse=True)  # more questions never need more seeds
+        e = test.estimate
+        units = comparisons.articles.get(test.eval_set) or comparisons.clusters[test.eval_set]
+        assert needed[0] == seeds_needed(
+            0.005,
+            e.se_seed,
+            e.se_question,
+            seeds_now=int(row[2]),
+            clusters=units,
+            tests=test.family_size,
+            most=50,
+        )
+    reached = sum(t.mde <= 0.005 for t in primary)
+    assert f"{reached} of 8 primary effects reached an MDE of at most 0.005." in lines
+    from langmix.study.answer import power_sentence
+
+    sentence = power_sentence(study, comparisons)
+    assert sentence.startswith(f"**Power:** {reached} of 8 primary effects reached")
+    worst = max(t.mde for t in primary)
+    assert (f"the largest is {worst:.4f}" in sentence) == (reached < 8)

@@ -34,7 +34,7 @@ import pytest
 from langmix.outputs import safe_name
 from langmix.study.comparisons import BASELINE_NAMES, TESTED
 from langmix.study.report import build_report, load_rows
-from langmix.study.results import METRIC_NAMES
+from langmix.study.results import METRIC_NAMES, Size
 from langmix.study.statistics import headline
 
 LANGS = ["en", "de", "es"]
@@ -479,6 +479,7 @@ def test_report_opens_with_the_answer_and_has_its_sections_in_order(built) -> No
         "Training",
         "Results",
         "Effects, synergy and slopes",
+        "Power of the primary claims",
         "Plots",
     ]
     assert "Significance" not in report and "best baseline" not in report
@@ -766,6 +767,8 @@ def test_answer_opens_with_slopes_then_sizes_for_the_first_metric_of_each_test_s
     synthetic, report = built
     answer = _section(report, "Answer")
     paragraphs = [p for p in answer.split("\n\n") if p.startswith("**")]
+    assert paragraphs[-1].startswith("**Power:**")  # after the answer, what it could see
+    paragraphs = paragraphs[:-1]
     heads = [p.split(".**")[0] + ".**" for p in paragraphs]
     assert heads == [
         f"**{LAREQA}, mAP multi, hybrid α=0.5.**",
@@ -928,3 +931,45 @@ def test_rebuild_is_byte_identical_and_leaves_no_temp_files(built) -> None:
     assert again == report
     assert {p.name: p.read_bytes() for p in (study / "plots").iterdir()} == figures
     assert not [p for p in study.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
+
+
+def test_the_report_says_whether_the_budget_was_fixed(built) -> None:
+    synthetic, report = built
+    training = _section(report, "Training")
+    cells = {r["cell"]: r for r in synthetic.rows if r["strategy"] != "untrained"}.values()
+    capped = [
+        r["training"]["best_step"] == r["training"]["steps"] and not r["training"]["stopped_early"]
+        for r in cells
+    ]
+    sentence = next(line for line in training.splitlines() if line.startswith("Budget:"))
+    if 2 * sum(capped) > len(capped):
+        assert f"**fixed**. {sum(capped)} of {len(capped)} trained cells" in sentence
+    else:
+        assert "trained to the validation criterion" in sentence
+        assert f"{len(capped) - sum(capped)} of {len(capped)} trained cells" in sentence
+
+
+@pytest.mark.parametrize("n_capped", [0, 1, 2, 3])
+def test_budget_sentence_counts_cells_that_kept_their_last_step(n_capped: int) -> None:
+    from types import SimpleNamespace
+
+    from langmix.study.training_section import budget_sentence
+
+    sizes = [Size("m2", "L2", 10, 5), Size("m4", "L4", 20, 9)]
+    cells = [
+        {
+            "model": "m2" if i < 2 else "m4",
+            "training": {"best_step": 80 if i < n_capped else 60, "steps": 80},
+        }
+        for i in range(3)
+    ]
+    cells.append({"model": "m4", "training": {"best_step": 80, "steps": 80, "stopped_early": True}})
+    text = budget_sentence(SimpleNamespace(sizes=sizes), cells)
+    per_size = f"L2 {min(n_capped, 2)}/2, L4 {max(n_capped - 2, 0)}/2"
+    if 2 * n_capped > 4:
+        assert (
+            text.startswith(f"Budget: **fixed**. {n_capped} of 4 trained cells")
+            and per_size in text
+        )
+    else:
+        assert f"{4 - n_capped} of 4 trained cells stopped early" in text and per_size in text

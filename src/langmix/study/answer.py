@@ -133,6 +133,34 @@ def _lead(study: Study, comparisons: Comparisons, eval_set: str, metric: str) ->
     return [*lines, ""]
 
 
+def power_sentence(study: Study, comparisons: Comparisons) -> str:
+    """How many primary effects could see a difference of the equivalence margin ("" when
+    there are none); the seeds and questions that would need are in the Power section.
+
+    Example:
+        >>> power_sentence(study, comparisons)  # doctest: +SKIP
+        '**Power:** 6 of 8 primary effects reached a minimum detectable effect ...'
+    """
+    primary = [t for t in comparisons.tests if t.family == "primary" and t.kind == "effect"]
+    if not primary:
+        return ""
+    margin = study.equivalence_margin
+    short = [t for t in primary if not t.mde <= margin]
+    worst = max(primary, key=lambda t: t.mde)
+    text = (
+        f"**Power:** {len(primary) - len(short)} of {len(primary)} primary effects reached a "
+        f"minimum detectable effect of at most {margin:g} (the equivalence margin; 80% "
+        f"power at the primary family's first Holm level)"
+    )
+    if short:
+        text += (
+            f"; the largest is {worst.mde:.4f} ({worst.arm.label} − {worst.against} at "
+            f"{worst.size.label if worst.size else 'all sizes'}). 'Power of the primary "
+            "claims' gives the seeds and test questions a test of that size needs"
+        )
+    return text + "."
+
+
 def coverage_sentence(study: Study, comparisons: Comparisons) -> str:
     """What the intervals cover, in words (always printed).
 
@@ -196,7 +224,7 @@ def section_answer(
     Args:
         study: The loaded study.
         comparisons: Its comparisons (:func:`langmix.study.comparisons.compute_comparisons`).
-        families: Its claims paired with another size family's, if the study names one.
+        families: Its claims paired with a sibling study's, if the study names one.
 
     Returns:
         The section's markdown lines, starting with its ``## Answer`` heading.
@@ -230,6 +258,9 @@ def section_answer(
     # The answer itself comes first; how to read it follows.
     if families is not None:
         paragraphs += [answer_sentence(families), ""]
+    power = power_sentence(study, comparisons)
+    if power:
+        paragraphs += [power, ""]
     lines += [
         *paragraphs,
         "Read: each line is the difference hybrid − baseline (each baseline separately) or "

@@ -5,8 +5,9 @@ Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
     [study]
     name = "demo"
     description = "What was run and what was cut, in words (printed in the report)."
-    compare_with = "cpu-full"   # optional: a sibling study (another size family) whose claims
-                                # the report pairs with this one's (langmix.study.families)
+    compare_with = "cpu-full"   # optional: a sibling study (another size family, the same
+                                # sizes at another budget) whose claims the report pairs with
+                                # this one's (langmix.study.families)
     strategies = ["mono", "cross", "hybrid", "random"]
     alphas = [0.5]              # hybrid only; one cell per alpha
     seeds = [0]

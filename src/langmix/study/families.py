@@ -3,6 +3,9 @@
 Offline, the size axis can be built two ways from one 12-layer model: layer cuts and
 distilled students (:mod:`langmix.distillation`). A finding about batch strategies that holds
 in both families is about the strategies; one that flips is about how the family was made.
+The same pairing serves any two studies that test the same claims, e.g. a budget-sensitivity
+run (``configs/cpu-budget.toml``: one size at three times the steps) against the study it
+checks: a claim that differs is one the budget changes.
 :func:`compare_families` pairs every claim two studies both test (an effect, a synergy
 margin or a slope, on the same evaluation set, metric, arm and size label) and estimates
 the difference *this − other* with the same two-level bootstrap as the claims themselves,
@@ -260,15 +263,15 @@ def answer_sentence(found: FamilyComparison) -> str:
         return f"No claim of this study is also tested by {found.theirs}."
     differing = found.differing
     return (
-        f"**Against {found.theirs}** (the other size family): the verdicts agree on "
+        f"**Against {found.theirs}** (the sibling study this one names): the verdicts agree on "
         f"{found.agreeing} of the {len(found.rows)} claims both studies test; "
         + (
-            f"{len(differing)} difference(s) between the families survive Holm correction "
+            f"{len(differing)} difference(s) between the two studies survive Holm correction "
             f"({'; '.join(claim_text(r.ours) for r in differing[:3])}"
             + ("; …" if len(differing) > 3 else "")
             + ")."
             if differing
-            else "no difference between the families survives Holm correction."
+            else "no difference between the two studies survives Holm correction."
         )
         + f" See 'Agreement with {found.theirs}'."
     )
@@ -285,7 +288,7 @@ def section_families(found: FamilyComparison | None, missing: str = "") -> list[
     from langmix.study.comparisons import diff_text
 
     if found is None:
-        return ["## Agreement with another family", "", missing, ""]
+        return ["## Agreement with a sibling study", "", missing, ""]
     lines = [
         f"## Agreement with {found.theirs}",
         "",

@@ -21,11 +21,28 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 # The formulas live with the verdicts that use them; re-exported as the planning API.
 from langmix.study.verdicts import minimum_detectable_effect, tost
 
-__all__ = ["minimum_detectable_effect", "predicted_mde", "seeds_needed", "tost"]
+__all__ = [
+    "minimum_detectable_effect",
+    "predicted_mde",
+    "section_power",
+    "seeds_needed",
+    "tost",
+]
+
+if TYPE_CHECKING:
+    from langmix.study.comparisons import Comparisons
+    from langmix.study.results import Study
+
+#: Question multiples the report's power section plans for when seeds alone cannot reach
+#: the target (more test questions: a larger or second test set).
+QUESTION_SCALES = (1.0, 2.0, 4.0)
+#: The most seeds per cell a plan may ask for.
+MOST_SEEDS = 50
 
 
 def predicted_mde(
@@ -158,7 +175,7 @@ def power_table(
         e = test.estimate
         rows = study.cell_rows(test.eval_set, test.size, test.arm)
         now = len(rows)
-        clusters = comparisons.clusters[test.eval_set]
+        clusters = _resampled_units(comparisons, test.eval_set)
         planned = predicted_mde(
             e.se_seed,
             e.se_question,
@@ -181,4 +198,75 @@ def power_table(
             f"{minimum_detectable_effect(e.se, e.df):.4f} | {planned:.4f} | "
             f"{needed if needed is not None else '—'} |"
         )
+    return lines
+
+
+def _resampled_units(comparisons: Comparisons, eval_set: str) -> int:
+    """The independent units behind the question part's df: article groups where they are
+    resampled, else question clusters."""
+    return comparisons.articles.get(eval_set) or comparisons.clusters[eval_set]
+
+
+def section_power(
+    study: Study, comparisons: Comparisons, *, target: float | None = None
+) -> list[str]:
+    """The report's power paragraph: per size, the primary contrasts' MDE and what a test
+    of ``target`` (default: the study's equivalence margin) would need.
+
+    For each primary effect (hybrid α = 0.5 − mono and − cross on the primary test set):
+    the MDE it reached at its family's first Holm level, and the fewest seeds per cell whose
+    predicted MDE is at most ``target`` with this study's questions and with 2× and 4× as
+    many (:func:`seeds_needed`, at most :data:`MOST_SEEDS`; ``—`` beyond).
+
+    Returns:
+        Markdown lines (none when the study has no primary effects).
+    """
+    target = study.equivalence_margin if target is None else target
+    primary = [t for t in comparisons.tests if t.family == "primary" and t.kind == "effect"]
+    if not primary:
+        return []
+    scales = " | ".join(f"seeds for ≤ {target:g}, {q:g}× questions" for q in QUESTION_SCALES)
+    lines = [
+        "## Power of the primary claims",
+        "",
+        f"What the primary tests could see, and what a test of a {target:g} difference "
+        f"needs (80% power, two-sided, at the first Holm level of the primary family, m = "
+        f"{primary[0].family_size}): per size, the MDE reached and the fewest seeds per cell "
+        "whose predicted MDE is at most the target, with this study's test questions and with "
+        f"more (the seed part of the variance scales with 1/seeds, the question part with "
+        f"1/questions; '—': more than {MOST_SEEDS} seeds).",
+        "",
+        f"| size | contrast | seeds | se seed / question | MDE reached | {scales} |",
+        "|" + "---|" * (5 + len(QUESTION_SCALES)),
+    ]
+    reached = []
+    for test in primary:
+        e = test.estimate
+        now = len(study.cell_rows(test.eval_set, test.size, test.arm))
+        units = _resampled_units(comparisons, test.eval_set)
+        needed = [
+            seeds_needed(
+                target,
+                e.se_seed,
+                e.se_question,
+                seeds_now=now,
+                clusters=units,
+                question_scale=q,
+                tests=test.family_size,
+                most=MOST_SEEDS,
+            )
+            for q in QUESTION_SCALES
+        ]
+        reached.append(test.mde <= target)
+        lines.append(
+            f"| {test.size.label} | {test.arm.label} − {test.against} | {now} | "
+            f"{e.se_seed:.4f} / {e.se_question:.4f} | {test.mde:.4f} | "
+            + " | ".join("—" if n is None else str(n) for n in needed)
+            + " |"
+        )
+    lines += [
+        "",
+        f"{sum(reached)} of {len(reached)} primary effects reached an MDE of at most {target:g}.",
+        "",
+    ]
     return lines

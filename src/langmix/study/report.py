@@ -42,6 +42,7 @@ from langmix.study.comparisons import (
     verdict_text,
 )
 from langmix.study.plots import draw_plots
+from langmix.study.power import section_power
 from langmix.study.results import (
     DISTILLED_MODEL,
     METRIC_NAMES,
@@ -57,8 +58,10 @@ from langmix.study.results import (
     format_count,
     load_rows,
     load_study,
+    markdown_table,
     missing_cells,
 )
+from langmix.study.training_section import section_training
 
 # The data model lives in langmix.study.results; its names are re-exported so that
 # imports from langmix.study.report keep working.
@@ -109,12 +112,6 @@ def _cell_text(rows: Sequence[dict[str, Any]], metric: str) -> str:
 
 
 # --------------------------------------------------------------------------- sections
-
-
-def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return [*lines, ""]
 
 
 def section_run(study: Study) -> list[str]:
@@ -175,7 +172,7 @@ def section_run(study: Study) -> list[str]:
             f"settings): {n} cells; their times, included above, were measured there"
         )
     lines.append("")
-    lines += _table(
+    lines += markdown_table(
         ["size", "model", "parameters (total)", "non-embedding", "train time", "eval time"],
         [
             [
@@ -218,7 +215,7 @@ def table_main(study: Study, eval_set: str, size: Size) -> list[str]:
         rows = study.cell_rows(eval_set, size, arm)
         n = len(rows)
         body.append([arm.label, str(n), *(_cell_text(rows, m) for m in metrics)])
-    return _table(["strategy", "seeds", *(METRIC_NAMES[m] for m in metrics)], body)
+    return markdown_table(["strategy", "seeds", *(METRIC_NAMES[m] for m in metrics)], body)
 
 
 def table_rank_distance(study: Study, eval_set: str, size: Size) -> list[str]:
@@ -232,7 +229,7 @@ def table_rank_distance(study: Study, eval_set: str, size: Size) -> list[str]:
         [arm.label, _cell_text(study.cell_rows(eval_set, size, arm), "rank_distance")]
         for arm in study.arms_for(eval_set)
     ]
-    return _table(["strategy", "rank distance ↓"], body)
+    return markdown_table(["strategy", "rank distance ↓"], body)
 
 
 def section_results(study: Study) -> list[str]:
@@ -329,7 +326,7 @@ def section_significance(study: Study, comparisons: Comparisons) -> list[str]:
             ]
             if body:
                 any_test = True
-                lines += [f"### {eval_set} — {size.name}", "", *_table(_TEST_HEADER, body)]
+                lines += [f"### {eval_set} — {size.name}", "", *markdown_table(_TEST_HEADER, body)]
         slopes = [
             _test_row(t)
             for metric in TESTED[study.eval_kind[eval_set]]
@@ -340,7 +337,7 @@ def section_significance(study: Study, comparisons: Comparisons) -> list[str]:
             lines += [
                 f"### {eval_set} — slope per doubling ({', '.join(s.label for s in sizes)})",
                 "",
-                *_table(
+                *markdown_table(
                     ["metric", "slope of", *_TEST_HEADER[2:-1], "lack of fit", "verdict"], slopes
                 ),
             ]
@@ -351,145 +348,6 @@ def section_significance(study: Study, comparisons: Comparisons) -> list[str]:
         ]
     lines += [f"- {note}" for note in comparisons.notes]
     return [*lines, ""] if comparisons.notes else lines
-
-
-def _training(row: dict[str, Any]) -> dict[str, Any]:
-    return row.get("training") or {}
-
-
-def section_training(study: Study) -> list[str]:
-    """How far each size trained, and whether training beat the untrained model.
-
-    Steps come from the validation curve (early stopping on the validation part); the check
-    against the untrained model reads the ``…:validation`` evaluation set, never a test set.
-
-    Example:
-        >>> section_training(study)[0]  # doctest: +SKIP
-        '## Training'
-    """
-    lines = ["## Training", ""]
-    trained = [r for r in study.rows if r["strategy"] != "untrained" and _training(r)]
-    if not trained:
-        return []
-    # By seed, so that the per-cell lists below are in seed order whatever the row order.
-    one_per_cell = sorted({r["cell"]: r for r in trained}.values(), key=lambda r: r["seed"] or 0)
-    temperatures = sorted({_training(r).get("temperature") for r in one_per_cell} - {None})
-    if temperatures:
-        lines += [
-            "InfoNCE temperature: "
-            + ", ".join(f"{t:g}" for t in temperatures)
-            + " (the paper states none; sentence-transformers' MultipleNegativesRankingLoss "
-            "uses 0.05, E5 fine-tunes at 0.01).",
-            "",
-        ]
-    dropped = sorted(
-        {
-            f"{r['cell']}: {', '.join(langs)}"
-            for r in one_per_cell
-            for langs in (_training(r).get("mono_languages_dropped") or {}).values()
-        }
-    )
-    lines += [
-        (
-            "Languages left out of monolingual batches (fewer items than a batch): "
-            + "; ".join(dropped)
-            + ". These cells trained on fewer languages than the others."
-        )
-        if dropped
-        else "Every strategy trained on the same languages: no language had fewer items than "
-        "a batch.",
-        "",
-    ]
-    body = []
-    for size in study.sizes:
-        for arm in study.arms:
-            cells = [
-                _training(r)
-                for r in one_per_cell
-                if r["model"] == size.model
-                and (r["strategy"], r.get("alpha")) == (arm.strategy, arm.alpha)
-            ]
-            if not cells:
-                continue
-            best = [c.get("best_step") for c in cells]
-            body.append(
-                [
-                    size.label,
-                    arm.label,
-                    str(cells[0].get("total_steps")),
-                    ", ".join("?" if b is None else str(b) for b in best),
-                    str(sum(bool(c.get("stopped_early")) for c in cells)),
-                    f"{cells[0].get('learning_rate', float('nan')):g}",
-                ]
-            )
-    lines += [
-        "Steps kept per cell (seeds in order): the trained step with the lowest validation "
-        "loss (step 0, the untrained model, is scored as the curve's reference but never kept; "
-        "the check below compares the kept model with it).",
-        "",
-        *_table(["size", "strategy", "max steps", "steps kept", "stopped early", "lr"], body),
-    ]
-    lines += _untrained_check(study)
-    return lines
-
-
-def _untrained_check(study: Study) -> list[str]:
-    validation = [e for e in study.eval_sets if not is_test_set(e)]
-    if not validation:
-        return [
-            "No validation evaluation set, so the report cannot check that training beat the "
-            "untrained model without looking at test data.",
-            "",
-        ]
-    eval_set = validation[0]
-    lines = [
-        f"Did training beat the untrained model? Seed-mean mAP on `{eval_set}` minus the "
-        "untrained model's (the checkpoint-choosing data, not a test set):",
-        "",
-    ]
-    body, flagged = [], []
-    for size in study.sizes:
-        base = study.cell_rows(eval_set, size, Arm("untrained"))
-        if not base:
-            continue
-        beats_any = False
-        for arm in study.arms_for(eval_set):
-            if arm.strategy == "untrained":
-                continue
-            rows = study.cell_rows(eval_set, size, arm)
-            if not rows:
-                continue
-            deltas = []
-            for metric in ("map_mono", "map_cross"):
-                mean, _ = cell_summary(rows, metric)
-                ref, _ = cell_summary(base, metric)
-                deltas.append(mean - ref)
-            beats = any(d > 0 for d in deltas)
-            beats_any |= beats
-            body.append(
-                [
-                    size.label,
-                    arm.label,
-                    *(f"{d:+.3f}" for d in deltas),
-                    "yes" if beats else "**no**",
-                ]
-            )
-        if not beats_any:
-            flagged.append(size.label)
-    lines += _table(["size", "strategy", "Δ mAP mono", "Δ mAP cross", "beats untrained"], body)
-    if flagged:
-        lines += [
-            f"**Flagged: {', '.join(flagged)}** — no strategy beat the untrained model on "
-            "the validation part in mono or cross mAP, so effects at these sizes describe how "
-            "batches damage a model, not how it learns.",
-            "",
-        ]
-    else:
-        lines += [
-            "Every size has a strategy that beats its untrained model on the validation part.",
-            "",
-        ]
-    return lines
 
 
 def section_plots(study: Study, figures: dict[str, list[tuple[str, Path]]]) -> list[str]:
@@ -580,6 +438,7 @@ def build_report(
         *section_training(study),
         *section_results(study),
         *section_significance(study, comparisons),
+        *section_power(study, comparisons),
         *families_lines,
         *section_plots(study, figures),
     ]

@@ -407,6 +407,18 @@ def _planned(study: Study) -> list[tuple[str, str]] | None:
 # --------------------------------------------------------------------------- numbers
 
 
+def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table and the blank line after it.
+
+    Example:
+        >>> markdown_table(["a", "b"], [["1", "2"]])
+        ['| a | b |', '|---|---|', '| 1 | 2 |', '']
+    """
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return [*lines, ""]
+
+
 def format_count(n: int) -> str:
     """Format a parameter count compactly.
 
