@@ -165,3 +165,35 @@ def test_a_question_level_file_of_the_wrong_shape_is_refused():
     bad = {"parallel_ids": np.arange(3), PER_QUESTION: np.array(True), "multi_ap": np.ones(4)}
     with pytest.raises(ValueError, match="question-level file"):
         units(bad, "map_multi")
+
+
+def test_a_run_resumed_from_its_publication_reports_as_the_run(published, tmp_path):
+    """A study directory copied from a publication and resumed holds question-level files
+    (the published cells) beside per-query ones (the new cells): every file is read in one
+    form, so the cells pair and the report equals the run's own."""
+    study, target = published
+    mixed = tmp_path / "mixed"
+    shutil.copytree(study, mixed)
+    rows = load_rows(study / "results.jsonl").rows
+    for row in rows[::2]:  # every other cell as published
+        shutil.copyfile(target / row["per_query"], mixed / row["per_query"])
+    with np.load(mixed / rows[0]["per_query"]) as npz:
+        assert PER_QUESTION in npz.files or "query_ids" in npz.files  # LAReQA or MIRACL
+    from langmix.study.comparisons import compute_comparisons, verdict
+    from langmix.study.results import load_study
+
+    assert "holds other queries" not in build_report(mixed).read_text()
+    # The same claims, estimates (to the float32 rounding of the published values) and
+    # verdicts as the run itself.
+    ours, theirs = (compute_comparisons(load_study(d), n_resamples=200) for d in (mixed, study))
+    assert len(ours.tests) == len(theirs.tests) > 0 and not ours.notes
+    for a, b in zip(ours.tests, theirs.tests, strict=True):
+        assert (a.kind, a.eval_set, a.metric, a.against) == (
+            b.kind,
+            b.eval_set,
+            b.metric,
+            b.against,
+        )
+        assert a.estimate.value == pytest.approx(b.estimate.value, abs=1e-5)
+        assert a.estimate.se == pytest.approx(b.estimate.se, rel=1e-3, abs=1e-6)
+        assert verdict(a) == verdict(b)

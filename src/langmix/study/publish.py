@@ -27,7 +27,7 @@ from langmix.data.errors import DataError
 from langmix.outputs import atomic_path, write_text_atomic
 from langmix.study.comparisons import TESTED
 from langmix.study.results import RESULTS, load_rows
-from langmix.study.statistics import _ARRAYS, PER_QUESTION
+from langmix.study.statistics import _ARRAYS, PER_QUESTION, question_level
 
 __all__ = ["KEPT_ARRAYS", "publish_study", "reduce_per_query"]
 
@@ -42,7 +42,8 @@ KEPT_ARRAYS = frozenset(
 def reduce_per_query(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> int:
     """Copy the arrays of :data:`KEPT_ARRAYS` from one per-query file, scores as float32
     (compressed, atomic); a fully parallel LAReQA file becomes one value per question
-    (:func:`_per_question`). Reducing a reduced file changes nothing.
+    (:func:`~langmix.study.statistics.question_level`). Reducing a reduced file changes
+    nothing.
 
     Returns:
         The size of the written file in bytes.
@@ -62,7 +63,7 @@ def reduce_per_query(source: str | os.PathLike[str], target: str | os.PathLike[s
             if name in kept:
                 codes = np.unique(kept[name], return_inverse=True)[1]
                 kept[name] = codes.astype(np.int32)
-    kept = _per_question(kept) or kept
+    kept = question_level(kept) or kept
     for name, array in kept.items():
         # float32 halves the published size; the rows keep the exact headlines, and what
         # float32 rounding (~1e-7 relative) moves is far below the report's 4 decimals.
@@ -73,55 +74,6 @@ def reduce_per_query(source: str | os.PathLike[str], target: str | os.PathLike[s
     with atomic_path(target) as tmp:
         tmp.write_bytes(buffer.getvalue())
     return len(buffer.getvalue())
-
-
-def _per_question(kept: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-    """The question-level form of a fully parallel LAReQA file, or ``None`` if it is not one.
-
-    Fully parallel: every question asked exactly once in every language and every kept value
-    defined (off the diagonal, for cross AP). Then a headline, its bootstrap and sign-flip
-    replicates depend on one number per question, its mean over the metric's groups
-    (:data:`~langmix.study.statistics.PER_QUESTION`), which is what is kept: about 11 times
-    less for XQuAD-R. MLQA-R (questions missing in some languages) stays per query.
-    """
-    if PER_QUESTION in kept or "parallel_ids" not in kept or "query_lang" not in kept:
-        return None
-    question, lang = kept["parallel_ids"], kept["query_lang"].astype(np.int64)
-    n_lang = len(kept["languages"]) if "languages" in kept else int(lang.max()) + 1
-    n_questions = int(question.max()) + 1 if question.size else 0
-    if question.size != n_questions * n_lang or n_lang < 2:
-        return None
-    order = np.lexsort((lang, question))  # question-major, languages in code order
-    grid = np.stack([question[order], lang[order]], axis=1)
-    expected = np.stack(
-        [np.repeat(np.arange(n_questions), n_lang), np.tile(np.arange(n_lang), n_questions)],
-        axis=1,
-    )
-    if not np.array_equal(grid, expected):
-        return None
-    off_diagonal = ~np.eye(n_lang, dtype=bool)
-    out: dict[str, np.ndarray] = {
-        "languages": kept.get("languages", np.arange(n_lang)),
-        "parallel_ids": np.arange(n_questions, dtype=np.int32),
-        PER_QUESTION: np.array(True),
-    }
-    if "article_groups" in kept:
-        groups = kept["article_groups"][order].reshape(n_questions, n_lang)
-        if not (groups == groups[:, :1]).all():
-            return None  # units() rejects such a file anyway; keep it as it is
-        out["article_groups"] = groups[:, 0].astype(np.int32)
-    for name, array in kept.items():
-        if name in out or name in _IDENTITY:
-            continue
-        values = np.asarray(array, dtype=np.float64)[order]
-        if values.ndim == 2:  # cross: [query, target language], its own language excluded
-            values = values.reshape(n_questions, n_lang, n_lang)[:, off_diagonal]
-        else:
-            values = values.reshape(n_questions, n_lang)
-        if np.isnan(values).any():
-            return None
-        out[name] = values.mean(axis=1)
-    return out
 
 
 def publish_study(study_dir: str | os.PathLike[str], target_dir: str | os.PathLike[str]) -> Path:

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from langmix.data.errors import DataError
-from langmix.study.statistics import seed_summary
+from langmix.study.statistics import question_level, seed_summary
 
 __all__ = [
     "DISTILLED_MODEL",
@@ -193,7 +193,11 @@ class Study:
             if path.is_file():
                 # Read every array now so no file handle stays open across the build.
                 with np.load(path) as npz:
-                    self._per_query[path] = {key: npz[key] for key in npz.files}
+                    arrays = {key: npz[key] for key in npz.files}
+                # One form for every file of a set, stored per query (a run) or per
+                # question (a publication, or a run resumed from one): the statistics are
+                # the same on both (langmix.study.statistics.question_level).
+                self._per_query[path] = question_level(arrays) or arrays
             else:
                 self._per_query[path] = None
         return self._per_query[path]

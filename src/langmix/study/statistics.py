@@ -37,6 +37,7 @@ __all__ = [
     "PER_QUESTION",
     "Units",
     "headline",
+    "question_level",
     "seed_summary",
     "units",
 ]
@@ -312,6 +313,71 @@ def units(per_query: Mapping[str, Any], metric: str) -> Units:
         article=article,
         n_articles=n_articles,
     )
+
+
+def question_level(per_query: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+    """The question-level form of a fully parallel LAReQA file, or ``None`` if it is not one.
+
+    Fully parallel: every question asked exactly once in every language, and every value of
+    its metric arrays defined (off the diagonal, for the cross-lingual ones). Then each
+    group holds every question once, so a headline and any weighting of the questions
+    (bootstrap, sign flips) depend on one number per question: its mean over the metric's
+    groups (:data:`PER_QUESTION`). MLQA-R, whose questions are missing in some languages,
+    has no such form; MIRACL neither. A file already in this form gives ``None``.
+
+    Example:
+        >>> pq = {"parallel_ids": np.array(["a", "a", "b", "b"]),
+        ...       "query_lang": np.array([0, 1, 0, 1]), "multi_ap": np.array([1.0, 0.5, 0.0, 0.5])}
+        >>> q = question_level(pq)
+        >>> q["parallel_ids"].tolist(), q["multi_ap"].tolist(), headline(q, "map_multi")
+        ([0, 1], [0.75, 0.25], 0.5)
+    """
+    if (
+        PER_QUESTION in per_query
+        or "parallel_ids" not in per_query
+        or "query_lang" not in per_query
+    ):
+        return None
+    ids, question = np.unique(np.asarray(per_query["parallel_ids"]), return_inverse=True)
+    question = question.reshape(-1)
+    lang = np.asarray(per_query["query_lang"]).astype(np.int64)
+    languages = per_query.get("languages")
+    n_lang = len(languages) if languages is not None else int(lang.max()) + 1
+    n_questions = ids.size
+    if question.size != n_questions * n_lang or n_lang < 2 or lang.shape != question.shape:
+        return None
+    order = np.lexsort((lang, question))  # question-major, languages in code order
+    expected = np.stack(
+        [np.repeat(np.arange(n_questions), n_lang), np.tile(np.arange(n_lang), n_questions)],
+        axis=1,
+    )
+    if not np.array_equal(np.stack([question[order], lang[order]], axis=1), expected):
+        return None
+    # Integer codes in sorted id order, as a publication stores them (the string ids are
+    # not kept there), so a run's files and a publication's pair with each other.
+    codes = np.arange(n_questions, dtype=np.int32)
+    out: dict[str, np.ndarray] = {"parallel_ids": codes, PER_QUESTION: np.array(True)}
+    if languages is not None:
+        out["languages"] = np.asarray(languages)
+    if "article_groups" in per_query:
+        groups = np.asarray(per_query["article_groups"])[order].reshape(n_questions, n_lang)
+        if not (groups == groups[:, :1]).all():
+            return None  # units() refuses such a file, with its reason; leave it as it is
+        codes_of = np.unique(groups[:, 0], return_inverse=True)[1]
+        out["article_groups"] = codes_of.reshape(-1).astype(np.int32)
+    off_diagonal = ~np.eye(n_lang, dtype=bool)
+    for metric, name in _ARRAYS.items():
+        if metric in _MIRACL or name not in per_query:
+            continue
+        values = np.asarray(per_query[name], dtype=np.float64)[order]
+        if metric in _CROSS:  # [query, target language], its own language excluded
+            values = values.reshape(n_questions, n_lang, n_lang)[:, off_diagonal]
+        else:
+            values = values.reshape(n_questions, n_lang)
+        if np.isnan(values).any():
+            return None
+        out[name] = values.mean(axis=1)
+    return out
 
 
 def headline(per_query: Mapping[str, Any], metric: str) -> float:
