@@ -278,3 +278,28 @@ def test_count_parameters_on_a_plain_module():
     per_layer = 4 * (8 * 8 + 8) + 2 * 16 + (8 * 16 + 16) + (16 * 8 + 8)
     assert counts.non_embedding == 16 + per_layer  # embedding LayerNorm + one layer
     assert counts.total == sum(p.numel() for p in model.parameters())
+
+
+def test_a_saved_model_gives_sentence_transformers_the_passage_prefix(tiny_dir, tmp_path):
+    """encode_document (and mteb, which sends documents under "document") must see the
+    passage prefix: the saved model's "document" prompt is its "passage" prompt."""
+    from sentence_transformers import SentenceTransformer
+
+    model = load_model(tiny_dir, query_prefix="query: ", passage_prefix="passage: ", device="cpu")
+    assert model.prompts["document"] == "passage: "
+    model.save(str(tmp_path / "saved"))
+    plain = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
+    assert plain.prompts["document"] == plain.prompts["passage"] == "passage: "
+    by_hand = plain.encode(["passage: " + t for t in TEXTS])
+    np.testing.assert_allclose(plain.encode_document(TEXTS), by_hand, atol=1e-6)
+    np.testing.assert_allclose(
+        plain.encode_query(TEXTS), plain.encode(["query: " + t for t in TEXTS]), atol=1e-6
+    )
+    assert not np.allclose(plain.encode_document(TEXTS), plain.encode(TEXTS), atol=1e-3)
+    # A saved model whose config has no "document" prompt (ST fills in "") gets it back.
+    config = tmp_path / "saved" / "config_sentence_transformers.json"
+    record = json.loads(config.read_text())
+    record["prompts"].pop("document")
+    config.write_text(json.dumps(record))
+    assert SentenceTransformer(str(tmp_path / "saved"), device="cpu").prompts["document"] == ""
+    assert load_model(tmp_path / "saved", device="cpu").prompts["document"] == "passage: "

@@ -12,8 +12,9 @@
 Settings resolve in this order: the caller's argument, then :data:`MODEL_DEFAULTS` for the
 name, then what a saved sentence-transformers model already has, then generic defaults (mean
 pooling, L2 normalisation, no prefixes). Prefixes are installed as sentence-transformers
-prompts named ``query`` and ``passage``, so ``model.encode(texts, prompt_name="query")`` (or
-``encode_query``/``encode_document``) applies them.
+prompts named ``query`` and ``passage``, the passage one also as ``document`` (the name
+sentence-transformers' ``encode_document`` and mteb use), so ``model.encode(texts,
+prompt_name="query")``, ``encode_query`` and ``encode_document`` all apply them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 POOLING_MODES: tuple[str, ...] = ("mean", "cls")
 QUERY_PROMPT = "query"
 PASSAGE_PROMPT = "passage"
+#: sentence-transformers' name for the passage prompt (``encode_document``, mteb).
+DOCUMENT_PROMPT = "document"
 _HUB_PROBE_TIMEOUT_S = 3.0
 
 
@@ -447,6 +450,11 @@ def _set_prompts(model: SentenceTransformer, query: str | None, passage: str | N
     for prompt_name, prefix in ((QUERY_PROMPT, query), (PASSAGE_PROMPT, passage)):
         if prefix is not None:
             prompts[prompt_name] = prefix
+    # sentence-transformers' encode_document, and mteb, send documents under "document"
+    # (before "passage"), and a saved model without one gets "document": "" on loading: the
+    # passage prefix must be the document prompt too, or those tools encode bare passages.
+    if PASSAGE_PROMPT in prompts:
+        prompts[DOCUMENT_PROMPT] = prompts[PASSAGE_PROMPT]
     model.prompts = prompts
 
 

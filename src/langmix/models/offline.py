@@ -49,7 +49,9 @@ OFFLINE_DIR_NAME = "multilingual-e5-small-q4"
 SOURCE_RECORD = "langmix_source.json"
 #: Bump when the reader or the saved layout changes, so that old caches are rebuilt.
 BUILDER_VERSION = 1
-E5_PROMPTS: dict[str, str] = {"query": "query: ", "passage": "passage: "}
+# "document" is sentence-transformers' name for the passage prompt (encode_document, mteb).
+# Caches built before it was written get it from load_model, which installs it on loading.
+E5_PROMPTS: dict[str, str] = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
 E5_NUM_LAYERS = 12
 _STAGING_MARK = ".building-"
 _NAME_RE = re.compile(r"^offline:(?P<base>[A-Za-z0-9._-]+)(?:@L(?P<layers>[^@]*))?$")
