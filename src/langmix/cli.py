@@ -285,17 +285,32 @@ def _report(argv: Sequence[str]) -> int:
 
 
 def _publish(argv: Sequence[str]) -> int:
-    if len(argv) != 2 or argv[0] in ("-h", "--help"):
-        print(
-            "usage: langmix publish STUDY_DIR TARGET_DIR\n\nCopies results.jsonl, study.toml "
-            "and the per-query arrays the report's statistics read (a few MB) into TARGET_DIR "
-            "(replacing it), then builds TARGET_DIR/report.md and plots/ there: a folder to "
-            "commit, from which `langmix report TARGET_DIR` rebuilds the same report."
-        )
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="langmix publish",
+        description="Copy results.jsonl, study.toml and the per-query arrays the report's "
+        "statistics read (a few MB) into TARGET_DIR, then build TARGET_DIR/report.md and "
+        "plots/ there: a folder to commit, from which `langmix report TARGET_DIR` rebuilds "
+        "the same report. TARGET_DIR may be new, empty or an earlier publication of the same "
+        "study; the study itself and other langmix runs are never replaced.",
+    )
+    parser.add_argument("study_dir")
+    parser.add_argument("target_dir")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace the publication files (results.jsonl, study.toml, report.md, plots/, "
+        "cells/) of a folder that is not an earlier publication of this study; nothing else "
+        "in it is touched.",
+    )
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2), as an exit code
+        return int(stop.code or 0)
     from langmix.study.publish import publish_study
 
-    print(f"wrote {publish_study(argv[0], argv[1])}")
+    print(f"wrote {publish_study(args.study_dir, args.target_dir, overwrite=args.overwrite)}")
     return 0
 
 

@@ -171,6 +171,7 @@ def claim_output_dir(
     path = ensure_writable(directory)
     record = path / RUN_RECORD
     wanted = {"command": command, "settings": json.loads(json.dumps(settings))}
+    refuse_foreign_run(path, command)
     found: dict[str, Any] | None = None
     # Only results are protected: a run that stopped before writing any (bad arguments, a
     # kill during set-up) leaves nothing that a corrected command could lose.
@@ -188,6 +189,38 @@ def claim_output_dir(
         remove_outputs(path, outputs)
     write_json_atomic(record, wanted)
     return path
+
+
+#: Files that mark a study's directory (langmix.study.runner writes them).
+STUDY_MARKS = ("study.toml", "results.jsonl")
+
+
+def refuse_foreign_run(directory: str | os.PathLike[str], command: str) -> None:
+    """Refuse a directory that belongs to another langmix command, even with --overwrite.
+
+    A directory is one command's: ``langmix-run.json`` names it (train, eval, distill,
+    index, ...), a study's ``study.toml`` and ``results.jsonl`` name a study. Another
+    command's files are never deleted, and writing beside them would mix two runs, so
+    ``--overwrite`` (which deletes only this command's own outputs) does not apply.
+
+    Raises:
+        OutputDirError: The directory holds another command's run.
+
+    Example:
+        >>> refuse_foreign_run("runs/new", "train")  # doctest: +SKIP
+    """
+    path = Path(directory)
+    owner = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no record, or not ours
+        owner = json.loads((path / RUN_RECORD).read_text(encoding="utf-8")).get("command")
+    if owner is None and all((path / name).is_file() for name in STUDY_MARKS):
+        owner = "study"
+    if owner is not None and owner != command:
+        raise OutputDirError(
+            f"{path} holds a `langmix {owner}` run; `langmix {command}` never writes into "
+            "another command's directory (even with --overwrite, which only replaces a "
+            "command's own results): use another output directory"
+        )
 
 
 def remove_outputs(directory: Path, names: tuple[str, ...]) -> None:

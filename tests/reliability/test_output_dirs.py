@@ -29,8 +29,10 @@ def test_same_settings_reuse_other_settings_refused_overwrite_clears_only_output
     claim_output_dir(out, "eval", {"model": "a", "lengths": (16, 32)}, outputs=OUTPUTS)
     with pytest.raises(OutputDirError, match=r"other settings \(lengths, model differ\)"):
         claim_output_dir(out, "eval", {"model": "b", "lengths": (16, 64)}, outputs=OUTPUTS)
-    with pytest.raises(OutputDirError, match=r"`langmix eval`.*--overwrite"):
-        claim_output_dir(out, "search", {"model": "a"}, outputs=OUTPUTS)
+    # Another command's directory is refused even with --overwrite: its files are not ours.
+    for overwrite in (False, True):
+        with pytest.raises(OutputDirError, match=r"holds a `langmix eval` run.*even with"):
+            claim_output_dir(out, "search", {"model": "a"}, overwrite=overwrite, outputs=OUTPUTS)
     assert (out / "metrics.json").exists()  # refusing touched nothing
 
     claim_output_dir(out, "eval", {"model": "b"}, overwrite=True, outputs=OUTPUTS)
@@ -89,3 +91,36 @@ def test_study_overwrite_replaces_only_the_studys_files(tmp_path):
     (out / "study.toml").write_text("[study]\nname = 'other'\n")
     StudyRunner(config, out)._claim_output_dir()
     assert (out / "study.toml").read_text() == config_path.read_text()
+
+
+def test_a_study_directory_and_a_train_directory_refuse_each_other(tmp_path):
+    """`langmix study` into a training run's directory, or `langmix train` into a study's,
+    is refused before anything is written, with --overwrite too."""
+    from langmix.study.config import load_study_config
+    from langmix.study.runner import StudyRunner
+
+    train_dir = tmp_path / "train-run"
+    claim_output_dir(train_dir, "train", {"model": "m"}, outputs=("model",))
+    (train_dir / "model").mkdir()
+    (train_dir / "model" / "weights.bin").write_bytes(b"w")
+    config = tmp_path / "study.toml"
+    config.write_text(
+        '[study]\nname = "s"\nstrategies = ["mono"]\n\n[[models]]\n'
+        'name = "offline:multilingual-e5-small@L1"\n\n[train]\ntrain = ["mlqa-r"]\n'
+        'max_steps = 1\n\n[[eval]]\ndataset = "xquad-r"\n'
+    )
+    before = sorted(p.name for p in train_dir.rglob("*"))
+    for overwrite in (False, True):
+        runner = StudyRunner(load_study_config(config), train_dir, overwrite=overwrite)
+        with pytest.raises(OutputDirError, match="holds a `langmix train` run"):
+            runner._claim_output_dir()
+    assert sorted(p.name for p in train_dir.rglob("*")) == before
+
+    study_dir = tmp_path / "study-run"
+    study_dir.mkdir()
+    (study_dir / "study.toml").write_text(config.read_text())
+    (study_dir / "results.jsonl").write_text("")
+    for overwrite in (False, True):
+        with pytest.raises(OutputDirError, match="holds a `langmix study` run"):
+            claim_output_dir(study_dir, "train", {"model": "m"}, overwrite=overwrite)
+    assert sorted(p.name for p in study_dir.iterdir()) == ["results.jsonl", "study.toml"]

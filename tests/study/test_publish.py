@@ -12,6 +12,7 @@ from test_report import LAREQA, MIRACL, _lareqa_arrays, make_study
 
 from langmix.cli import main
 from langmix.data.errors import DataError
+from langmix.outputs import OutputDirError, claim_output_dir
 from langmix.study.inference import draw_headlines
 from langmix.study.paired import compare
 from langmix.study.publish import KEPT_ARRAYS, publish_study, reduce_per_query
@@ -30,8 +31,8 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (study / "cells" / "L2" / "mono-s0" / "train" / "big.bin").write_bytes(b"\0" * 4096)
     target = root / "docs" / "results" / "synthetic"
     target.mkdir(parents=True)
-    (target / "stale.txt").write_text("from an earlier publication")
-    publish_study(study, target)
+    (target / "notes.txt").write_text("the user's own notes")
+    publish_study(study, target, overwrite=True)  # not an earlier publication: --overwrite
     return study, target
 
 
@@ -41,7 +42,8 @@ def test_publication_holds_the_rows_and_only_the_tested_arrays(published):
     copied = load_rows(target / "results.jsonl")
     assert copied.rows == rows and not copied.skipped  # the cut line and stale duplicate go
     assert (target / "study.toml").read_bytes() == (study / "study.toml").read_bytes()
-    assert not (target / "stale.txt").exists()  # the target is replaced, not merged
+    # --overwrite replaced the publication files only: the user's notes stay.
+    assert (target / "notes.txt").read_text() == "the user's own notes"
     assert not list(target.rglob("*.bin"))  # training state is not published
     for row in rows:
         with np.load(target / row["per_query"]) as npz:
@@ -71,7 +73,7 @@ def test_a_missing_per_query_file_is_named_and_nothing_is_replaced(published, tm
     (broken / row["per_query"]).unlink()
     before = (target / "report.md").read_text()
     with pytest.raises(DataError, match="per-query file missing") as error:
-        publish_study(broken, target)
+        publish_study(broken, target, overwrite=True)
     assert row["per_query"] in str(error.value)
     assert (target / "report.md").read_text() == before
 
@@ -81,7 +83,7 @@ def test_cli_publish(published, tmp_path, capsys):
     assert main(["publish", str(study), str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "report.md").is_file()
     assert main(["publish", str(study)]) == 2
-    assert "usage: langmix publish" in capsys.readouterr().out
+    assert "usage: langmix publish" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------ question-level reduction
@@ -197,3 +199,64 @@ def test_a_run_resumed_from_its_publication_reports_as_the_run(published, tmp_pa
         assert a.estimate.value == pytest.approx(b.estimate.value, abs=1e-5)
         assert a.estimate.se == pytest.approx(b.estimate.se, rel=1e-3, abs=1e-6)
         assert verdict(a) == verdict(b)
+
+
+# ------------------------------------------------------------ targets publish may not damage
+
+
+def _tree(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
+
+
+def test_publishing_into_the_study_itself_or_inside_it_is_refused(published):
+    study, _ = published
+    before = _tree(study)
+    for target in (study, study / "cells" / "published"):
+        for overwrite in (False, True):
+            with pytest.raises(OutputDirError, match="the study"):
+                publish_study(study, target, overwrite=overwrite)
+    assert _tree(study) == before  # nothing written, nothing deleted
+
+
+def test_a_folder_that_is_not_an_earlier_publication_needs_overwrite(published, tmp_path):
+    study, target = published
+    folder = tmp_path / "ci-copy"
+    folder.mkdir()
+    (folder / "notes.md").write_text("a user's notes")
+    with pytest.raises(OutputDirError, match=r"notes.md.*--overwrite"):
+        publish_study(study, folder)
+    assert _tree(folder) == {"notes.md": b"a user's notes"}
+    # Another study's publication is refused too.
+    other = tmp_path / "other"
+    shutil.copytree(target, other)
+    (other / "notes.txt").unlink()  # the fixture's user file: a bare publication
+    rows = (other / "results.jsonl").read_text().replace('"study": "synthetic"', '"study": "x"')
+    (other / "results.jsonl").write_text(rows)
+    with pytest.raises(OutputDirError, match=r"another study \(x\)"):
+        publish_study(study, other)
+    # An earlier publication of the same study is replaced without asking.
+    again = tmp_path / "again"
+    shutil.copytree(target, again)
+    (again / "notes.txt").unlink()
+    publish_study(study, again)
+    assert (again / "report.md").read_text() == (target / "report.md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["train run", "study run"])
+def test_a_langmix_run_is_never_a_publication_target(published, tmp_path, kind):
+    study, _ = published
+    run = tmp_path / "run"
+    if kind == "train run":
+        claim_output_dir(run, "train", {"model": "m"}, outputs=("model",))
+        (run / "model").mkdir()
+        (run / "model" / "weights.bin").write_bytes(b"w")
+    else:
+        shutil.copytree(study, run)
+        (run / "study.log").write_text("the run's log")
+    before = _tree(run)
+    for overwrite in (False, True):
+        with pytest.raises(OutputDirError, match="holds a langmix run"):
+            publish_study(study, run, overwrite=overwrite)
+    assert _tree(run) == before

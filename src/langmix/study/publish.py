@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from langmix.data.errors import DataError
-from langmix.outputs import atomic_path, write_text_atomic
+from langmix.outputs import RUN_RECORD, OutputDirError, atomic_path, write_text_atomic
 from langmix.study.comparisons import TESTED
-from langmix.study.results import RESULTS, load_rows
+from langmix.study.results import REPORT, RESULTS, load_rows
 from langmix.study.statistics import _ARRAYS, PER_QUESTION, question_level
 
-__all__ = ["KEPT_ARRAYS", "publish_study", "reduce_per_query"]
+__all__ = ["KEPT_ARRAYS", "PUBLICATION_OUTPUTS", "publish_study", "reduce_per_query"]
 
 #: Arrays that define the units of a metric (clusters, groups, rows), always kept.
 _IDENTITY = ("languages", "parallel_ids", "article_groups", "query_lang", "query_ids", PER_QUESTION)
@@ -76,26 +76,85 @@ def reduce_per_query(source: str | os.PathLike[str], target: str | os.PathLike[s
     return len(buffer.getvalue())
 
 
-def publish_study(study_dir: str | os.PathLike[str], target_dir: str | os.PathLike[str]) -> Path:
+#: What a publication holds: publish writes, and replaces, these and nothing else.
+PUBLICATION_OUTPUTS = (RESULTS, "study.toml", REPORT, "plots", "cells")
+#: Files only a study that ran (not a publication) has: a target holding one is the run.
+_RUN_ONLY = ("study.log", "timing.jsonl", "failures.jsonl")
+
+
+def _check_target(source: Path, target: Path, study_name: str, overwrite: bool) -> None:
+    """Refuse a target that publishing would damage (see :func:`publish_study`)."""
+    src, dst = source.resolve(), target.resolve()
+    if src == dst or src in dst.parents or dst in src.parents:
+        raise OutputDirError(
+            f"{target} is {'the study itself' if src == dst else 'inside the study or holds it'}"
+            f" ({source}); publishing there would replace the study's own files (its logs, "
+            "training state and full per-query arrays): publish into another folder"
+        )
+    if not dst.is_dir() or not any(dst.iterdir()):
+        return
+    if (dst / RUN_RECORD).exists() or any((dst / name).exists() for name in _RUN_ONLY):
+        what = (dst / RUN_RECORD).name if (dst / RUN_RECORD).exists() else "a study's logs"
+        raise OutputDirError(
+            f"{target} holds a langmix run ({what}), not a publication; it is never "
+            "replaced: publish into another folder"
+        )
+    others = sorted(p.name for p in dst.iterdir() if p.name not in PUBLICATION_OUTPUTS)
+    names: set[str] = set()
+    if (dst / RESULTS).is_file():
+        try:
+            names = {str(r.get("study")) for r in load_rows(dst / RESULTS).rows}
+        except DataError:
+            names = {"(unreadable results)"}
+    earlier = not others and names <= {study_name}
+    if not earlier and not overwrite:
+        problem = (
+            f"files a publication does not hold ({', '.join(others[:5])})"
+            if others
+            else f"a publication of another study ({', '.join(sorted(names))})"
+        )
+        raise OutputDirError(
+            f"{target} holds {problem}, so it is not an earlier publication of {study_name}; "
+            "publish into another folder, or pass --overwrite to replace its publication "
+            "files (results.jsonl, study.toml, report.md, plots/, cells/; nothing else is "
+            "touched)"
+        )
+
+
+def publish_study(
+    study_dir: str | os.PathLike[str],
+    target_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> Path:
     """Copy a study's rows, description and reduced per-query arrays, then build its report.
 
-    ``target_dir`` is replaced: files a previous publication left there are removed, so the
-    published data are exactly this study's.
+    The target may be new, empty, or an earlier publication of the same study, whose
+    publication files are then replaced; anything else (another study's publication, a
+    folder with other files) is refused unless ``overwrite``, which replaces only the
+    publication files (:data:`PUBLICATION_OUTPUTS`) and keeps everything else. The study
+    itself, a folder inside it, and a langmix run (a training, evaluation or study run) are
+    refused always.
 
     Args:
         study_dir: The study directory (``langmix study --output-dir``).
         target_dir: Where to publish, e.g. ``docs/results/cpu-full``.
+        overwrite: Replace the publication files of a target that is not an earlier
+            publication of this study.
 
     Returns:
         The path of the built ``report.md``.
 
     Raises:
         DataError: If ``results.jsonl`` is missing, or a row's per-query file is.
+        OutputDirError: For a target refused as above (nothing is written).
     """
     from langmix.study.report import build_report
 
     source, target = Path(study_dir), Path(target_dir)
     loaded = load_rows(source / RESULTS)
+    study_names = sorted({str(r.get("study")) for r in loaded.rows})
+    _check_target(source, target, study_names[0] if study_names else "", overwrite)
     missing = [r["per_query"] for r in loaded.rows if not (source / r["per_query"]).is_file()]
     if missing:
         raise DataError(
@@ -114,11 +173,16 @@ def publish_study(study_dir: str | os.PathLike[str], target_dir: str | os.PathLi
         out.parent.mkdir(parents=True, exist_ok=True)
         reduce_per_query(source / row["per_query"], out)
     build_report(staging)
-    # Swap the finished publication in whole: a reader never sees half of one.
+    # Swap the publication files in, each whole; whatever else the target holds stays.
+    target.mkdir(parents=True, exist_ok=True)
     old = target.with_name(f".{target.name}.old")
     shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target / "report.md"
+    old.mkdir()
+    for name in PUBLICATION_OUTPUTS:
+        if (target / name).exists():
+            (target / name).rename(old / name)
+        if (staging / name).exists():
+            (staging / name).rename(target / name)
+    shutil.rmtree(old)
+    shutil.rmtree(staging)
+    return target / REPORT

@@ -47,6 +47,7 @@ from langmix.study.results import (
     DISTILLED_MODEL,
     METRIC_NAMES,
     OFFLINE_MODEL,
+    REPORT,
     RESULTS,
     STRATEGY_ORDER,
     Arm,
@@ -75,7 +76,6 @@ __all__ = [
     "load_study",
 ]
 
-REPORT = "report.md"
 
 # Main table columns per evaluation kind.
 _TABLE = {

@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 RESULTS = "results.jsonl"
+#: The report a study's directory holds (langmix.study.report writes it).
+REPORT = "report.md"
 
 # Table order of the paper (untrained reference first, random last).
 STRATEGY_ORDER = ("untrained", "mono", "cross", "hybrid", "random")

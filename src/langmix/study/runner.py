@@ -59,6 +59,7 @@ from langmix.outputs import (
     append_jsonl,
     ensure_writable,
     is_disk_error,
+    refuse_foreign_run,
     remove_outputs,
     safe_name,
     write_text_atomic,
@@ -201,6 +202,7 @@ class StudyRunner:
     # -- setup -------------------------------------------------------------------------
     def _claim_output_dir(self) -> None:
         ensure_writable(self.out)
+        refuse_foreign_run(self.out, "study")
         record = self.out / "study.toml"
         source = self.config.path.read_text(encoding="utf-8") if self.config.path else ""
         if record.exists() and record.read_text(encoding="utf-8") == source:
