@@ -300,9 +300,9 @@ def _publish(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="Replace the publication files (results.jsonl, study.toml, report.md, plots/, "
-        "cells/) of a folder that is not an earlier publication of this study; nothing else "
-        "in it is touched.",
+        help="Replace the publication files (results.jsonl, study.toml, report.md, claims.csv, "
+        "plots/, cells/) of a folder that is not an earlier publication of this study; nothing "
+        "else in it is touched.",
     )
     try:
         args = parser.parse_args(argv)

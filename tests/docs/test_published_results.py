@@ -38,10 +38,12 @@ def test_committed_report_equals_the_rebuilt_one(published: Path, tmp_path: Path
         shutil.copytree(RESULTS / other, tmp_path / other)
     shutil.rmtree(copy / "plots", ignore_errors=True)
     (copy / "report.md").unlink()
+    (copy / "claims.csv").unlink()
     rebuilt = build_report(copy)
     assert rebuilt.read_text(encoding="utf-8") == (published / "report.md").read_text(
         encoding="utf-8"
     )
+    assert (copy / "claims.csv").read_bytes() == (published / "claims.csv").read_bytes()
     committed = sorted(p.name for p in (published / "plots").glob("*.png"))
     assert sorted(p.name for p in (copy / "plots").glob("*.png")) == committed
 
@@ -75,3 +77,32 @@ def test_taken_rows_equal_the_rows_they_were_taken_from(published: Path):
         ]
         assert row["metrics"] == original["metrics"], row["cell"]
         assert row["study"] == published.name != original["study"]
+
+
+@pytest.mark.parametrize("published", PUBLISHED, ids=lambda p: p.name)
+def test_claims_csv_loads_in_pandas_and_says_what_the_report_says(published: Path):
+    """Every claim of claims.csv is in the report's tables with the same rounded estimate,
+    Holm-level interval and verdict; and every table row of the report is a claim."""
+    import re
+
+    pd = pytest.importorskip("pandas")
+    from langmix.study.claims import COLUMNS
+    from langmix.study.results import METRIC_NAMES, digits
+
+    claims = pd.read_csv(published / "claims.csv", keep_default_na=False)
+    assert tuple(claims.columns) == COLUMNS and len(claims) > 0
+    report = (published / "report.md").read_text(encoding="utf-8")
+    effects = report.split("## Effects, synergy and slopes", 1)[1].split("\n## ", 1)[0]
+    table_rows = [line for line in effects.splitlines() if re.match(r"\| (?!metric|---)", line)]
+    assert len(table_rows) == len(claims)
+    verdicts = {"n.s.": "not significant", "equivalent": "equivalent", "no line": "no line"}
+    for claim in claims.itertuples():
+        d = digits(claim.metric) + 1  # the tables print one digit finer (diff_text)
+        name = METRIC_NAMES.get(claim.metric, claim.metric)
+        expected = f"{claim.estimate:+.{d}f} [{claim.ci_low:+.{d}f}, {claim.ci_high:+.{d}f}]"
+        holm = f"[{claim.holm_low:+.{d}f}, {claim.holm_high:+.{d}f}]"
+        hits = [r for r in table_rows if r.startswith(f"| {name}") and expected in r]
+        hits = [r for r in hits if holm in r]
+        assert hits, (claim.eval_set, claim.metric, claim.kind, claim.size, claim.baseline)
+        word = verdicts.get(claim.verdict, f"**{claim.verdict}**")
+        assert any(word in r.rsplit("|", 2)[-2] for r in hits), claim

@@ -25,6 +25,7 @@ import numpy as np
 
 from langmix.data.errors import DataError
 from langmix.outputs import RUN_RECORD, OutputDirError, atomic_path, write_text_atomic
+from langmix.study.claims import CLAIMS
 from langmix.study.comparisons import TESTED
 from langmix.study.results import REPORT, RESULTS, load_rows
 from langmix.study.statistics import _ARRAYS, PER_QUESTION, question_level
@@ -77,7 +78,7 @@ def reduce_per_query(source: str | os.PathLike[str], target: str | os.PathLike[s
 
 
 #: What a publication holds: publish writes, and replaces, these and nothing else.
-PUBLICATION_OUTPUTS = (RESULTS, "study.toml", REPORT, "plots", "cells")
+PUBLICATION_OUTPUTS = (RESULTS, "study.toml", REPORT, CLAIMS, "plots", "cells")
 #: Files only a study that ran (not a publication) has: a target holding one is the run.
 _RUN_ONLY = ("study.log", "timing.jsonl", "failures.jsonl")
 
@@ -116,8 +117,8 @@ def _check_target(source: Path, target: Path, study_name: str, overwrite: bool) 
         raise OutputDirError(
             f"{target} holds {problem}, so it is not an earlier publication of {study_name}; "
             "publish into another folder, or pass --overwrite to replace its publication "
-            "files (results.jsonl, study.toml, report.md, plots/, cells/; nothing else is "
-            "touched)"
+            "files (results.jsonl, study.toml, report.md, claims.csv, plots/, cells/; nothing "
+            "else is touched)"
         )
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from langmix.outputs import write_text_atomic
 from langmix.study.answer import coverage_sentence, section_answer
+from langmix.study.claims import write_claims
 from langmix.study.comparisons import (
     BASELINE_NAMES,
     TESTED,
@@ -443,5 +444,6 @@ def build_report(
         *section_plots(study, figures),
     ]
     path = study.directory / REPORT
+    write_claims(study.directory, comparisons)  # the same claims as data
     write_text_atomic(path, "\n".join(lines).rstrip("\n") + "\n")
     return path

@@ -75,7 +75,17 @@ FAILURES = "failures.jsonl"
 # One line per invocation of the runner: where its wall time went (setup, cells, report).
 TIMING = "timing.jsonl"
 LOG = "study.log"
-STUDY_OUTPUTS = (RESULTS, FAILURES, TIMING, LOG, "cells", "report.md", "plots", "study.toml")
+STUDY_OUTPUTS = (
+    RESULTS,
+    FAILURES,
+    TIMING,
+    LOG,
+    "cells",
+    "report.md",
+    "claims.csv",
+    "plots",
+    "study.toml",
+)
 
 log = logging.getLogger("langmix.study")
 
