@@ -42,6 +42,13 @@ class EvalArguments:
         default=None, metadata={"help": "MIRACL: JSONL corpus (docid, title, text); one language"}
     )
     top_k: int = field(default=100, metadata={"help": "MIRACL: passages retrieved per query"})
+    trec_depth: int = field(
+        default=0,
+        metadata={
+            "help": "LAReQA: also write the multilingual ranking's top N candidates per query "
+            "as run.trec, with qrels.trec (for ranx, ir-measures, trec_eval); 0: none"
+        },
+    )
     cache_embeddings: bool = field(
         default=True, metadata={"help": "Reuse embeddings of texts this model already encoded"}
     )
@@ -56,3 +63,5 @@ class EvalArguments:
         for name in ("batch_size", "query_max_length", "passage_max_length", "top_k"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if self.trec_depth < 0:
+            raise ValueError("--trec-depth must be >= 0 (0: no TREC run)")

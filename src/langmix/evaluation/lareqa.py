@@ -21,6 +21,7 @@ from langmix.data import LareqaDataset
 from langmix.data.pairs import article_groups
 from langmix.evaluation.encoding import PASSAGE, QUERY, EmbeddingCache, encode
 from langmix.evaluation.metrics import LareqaResult, evaluate_lareqa
+from langmix.evaluation.trec import TopKRun, write_qrels, write_run
 from langmix.outputs import atomic_path, write_json_atomic
 
 if TYPE_CHECKING:
@@ -119,6 +120,47 @@ def score_lareqa(dataset: LareqaDataset, embeddings: LareqaEmbeddings) -> Lareqa
     )
 
 
+#: Files of a LAReQA TREC run (``run_lareqa_eval(trec_depth=...)``).
+TREC_RUN, TREC_QRELS = "run.trec", "qrels.trec"
+
+
+def lareqa_trec(
+    dataset: LareqaDataset, embeddings: LareqaEmbeddings, depth: int
+) -> tuple[TopKRun, dict[str, dict[str, int]]]:
+    """LAReQA's multilingual (pooled) setting as a TREC run and its qrels.
+
+    Every query (qid ``{lang}/{question id}``) is ranked against the whole pool of every
+    language (docid: the candidate id), by the cosine score the metrics use; relevant are its
+    answer sentences in every language. With ``depth`` at least the pool size, trec_eval's
+    ``map`` on the run is the per-query multilingual AP; a shallower run (``depth`` per query)
+    is for rank fusion, re-ranking and significance tests in ranx or ir-measures.
+
+    Example:
+        >>> run, qrels = lareqa_trec(dataset, embeddings, depth=100)  # doctest: +SKIP
+        >>> write_run("run.trec", run)  # doctest: +SKIP
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    if embeddings.query_ids != [q.id for q in dataset.queries] or embeddings.cand_ids != [
+        c.id for c in dataset.candidates
+    ]:
+        raise ValueError("embeddings do not line up with the dataset's query and candidate ids")
+    cand_ids = np.asarray(embeddings.cand_ids)
+    k = min(depth, cand_ids.size)
+    top_ids, top_scores = [], []
+    # 1024 queries at a time: a [1024, pool] float32 score block, not the whole matrix.
+    for start in range(0, len(embeddings.query_ids), 1024):
+        scores = embeddings.query_emb[start : start + 1024] @ embeddings.cand_emb.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else None
+        if top is None:
+            top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+        top_ids.append(cand_ids[top])
+        top_scores.append(np.take_along_axis(scores, top, axis=1).astype(np.float64))
+    run = TopKRun(embeddings.query_ids, np.concatenate(top_ids), np.concatenate(top_scores))
+    qrels = {q.id: {c.id: 1 for c in dataset.relevant(q)} for q in dataset.queries}
+    return run, qrels
+
+
 def metrics_document(
     result: LareqaResult,
     dataset: LareqaDataset,
@@ -152,9 +194,12 @@ def run_lareqa_eval(
     save_embeddings: bool = False,
     cache: EmbeddingCache | None = None,
     timing: dict[str, float] | None = None,
+    trec_depth: int = 0,
     **encode_options: Any,
 ) -> dict[str, Any]:
-    """Encode, score and write ``metrics.json`` (and ``embeddings.npz``) for one dataset.
+    """Encode, score and write ``metrics.json`` (and ``embeddings.npz``) for one dataset;
+    with ``trec_depth``, also the multilingual setting's top ``trec_depth`` candidates per
+    query as ``run.trec`` and its ``qrels.trec`` (:func:`lareqa_trec`).
 
     Returns:
         The metrics document, with ``timing`` (seconds spent encoding and scoring).
@@ -183,6 +228,10 @@ def run_lareqa_eval(
     write_json_atomic(output / "metrics.json", document)
     if save_embeddings:
         embeddings.save(output / "embeddings.npz")
+    if trec_depth:
+        run, qrels = lareqa_trec(dataset, embeddings, trec_depth)
+        write_run(output / TREC_RUN, run, tag="langmix")
+        write_qrels(output / TREC_QRELS, qrels)
     return document
 
 

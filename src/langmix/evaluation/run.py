@@ -12,7 +12,7 @@ from langmix.data.miracl import MIRACL_LANGUAGES, load_miracl
 from langmix.data.sources import cache_dir
 from langmix.evaluation.arguments import EvalArguments
 from langmix.evaluation.encoding import EmbeddingCache, model_fingerprint
-from langmix.evaluation.lareqa import run_lareqa_eval
+from langmix.evaluation.lareqa import TREC_QRELS, TREC_RUN, run_lareqa_eval
 from langmix.evaluation.retrieval import run_miracl_eval
 from langmix.evaluation.trec import combine_coverage
 from langmix.outputs import write_json_atomic
@@ -32,13 +32,20 @@ def run_eval(args: EvalArguments, *, show_progress: bool = True) -> dict[str, An
     from langmix.outputs import claim_output_dir
 
     # Before any encoding, not after it. What does not change the numbers is left out.
-    incidental = {"output_dir", "data_dir", "batch_size", "cache_embeddings", "overwrite"}
+    incidental = {
+        "output_dir",
+        "data_dir",
+        "batch_size",
+        "cache_embeddings",
+        "overwrite",
+        "trec_depth",
+    }
     claim_output_dir(
         args.output_dir,
         "eval",
         {k: v for k, v in asdict(args).items() if k not in incidental},
         overwrite=args.overwrite,
-        outputs=("metrics.json", "embeddings.npz", *MIRACL_LANGUAGES),
+        outputs=("metrics.json", "embeddings.npz", TREC_RUN, TREC_QRELS, *MIRACL_LANGUAGES),
     )
     dataset = args.dataset.lower()
     # Load data before the model: a data problem should surface in a second, not after the
@@ -63,6 +70,7 @@ def run_eval(args: EvalArguments, *, show_progress: bool = True) -> dict[str, An
         passage_max_length=args.passage_max_length,
         with_context=args.with_context,
         show_progress=show_progress,
+        trec_depth=args.trec_depth,
     )
     return document
 

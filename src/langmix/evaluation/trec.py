@@ -315,6 +315,22 @@ def write_run(
     write_text_atomic(path, "".join(lines))
 
 
+def write_qrels(path: str | os.PathLike[str], qrels: Qrels) -> None:
+    """Write relevance judgements as trec_eval ``qid 0 docid grade`` lines (atomic).
+
+    Example:
+        >>> write_qrels("qrels.trec", {"q1": {"d1": 1}})  # doctest: +SKIP
+    """
+    lines = []
+    for qid, judged in qrels.items():
+        for doc, grade in judged.items():
+            for field_name, value in (("qid", qid), ("docid", doc)):
+                if not value or any(ch.isspace() for ch in value):
+                    raise ValueError(f"{field_name} {value!r} is empty or has whitespace")
+            lines.append(f"{qid} 0 {doc} {int(grade)}\n")
+    write_text_atomic(path, "".join(lines))
+
+
 def read_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
     """Read a ``qid Q0 docid rank score tag`` run file (blank lines are skipped).
 
