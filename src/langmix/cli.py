@@ -424,7 +424,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if argv else 2
     command = COMMANDS.get(argv[0])
     if command is None:
-        print(f"langmix: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
+        from langmix.data.errors import did_you_mean
+
+        guess = did_you_mean([argv[0]], COMMANDS)
+        print(f"langmix: unknown command {argv[0]!r}{guess}\n\n{USAGE}", file=sys.stderr)
         return 2
     try:
         return command(argv[1:])

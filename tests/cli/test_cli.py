@@ -131,3 +131,8 @@ def test_eval_and_study_take_verbose(capsys):
         with contextlib.suppress(SystemExit):
             main([command, "--help"])
         assert "--verbose" in capsys.readouterr().out, command
+
+
+def test_an_unknown_command_suggests_the_closest(capsys):
+    assert main(["studdy"]) == 2
+    assert "unknown command 'studdy' (did you mean study?)" in capsys.readouterr().err

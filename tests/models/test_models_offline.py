@@ -108,6 +108,10 @@ def test_stale_or_incomplete_caches_are_not_current(tmp_path):
         ("offline:multilingual-e5-small@L13", r"@L1 \.\. @L12"),
         ("offline:multilingual-e5-small@Lx", r"@L1 \.\. @L12"),
         ("offline:multilingual-e5-small@3", "unknown offline model"),
+        (
+            "offline:multilingual-e5-smal@L2",
+            r"\(did you mean offline:multilingual-e5-small\?\)",
+        ),
     ],
 )
 def test_invalid_offline_names(name, message):

@@ -6,7 +6,9 @@ fix the problem without reading a traceback.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable
 
 
 class DataError(ValueError):
@@ -93,3 +95,24 @@ def repeated(
     """The error for an id (or judgment) that occurs twice, at its second occurrence."""
     problem = f"{what} appears twice" + (f" (first at {first})" if first else "")
     return DataError(path, problem, record=record, fix="each may appear once; remove the repeat")
+
+
+def did_you_mean(names: Iterable[str], choices: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the closest valid spelling of each unknown name, or ``""``.
+
+    For every message that refuses an unknown name (TOML keys, tables, training options,
+    strategies, datasets, model names, commands): a typo is the usual cause.
+
+    Example:
+        >>> did_you_mean(["learnig_rate"], ["learning_rate", "max_steps"])
+        ' (did you mean learning_rate?)'
+        >>> did_you_mean(["zzz"], ["learning_rate"])
+        ''
+    """
+    choices = list(choices)
+    close = [
+        match[0]
+        for name in names
+        if (match := difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6))
+    ]
+    return f" (did you mean {', '.join(close)}?)" if close else ""

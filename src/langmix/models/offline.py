@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langmix.data.errors import did_you_mean
 from langmix.data.sources import cache_dir as default_cache_dir
 
 if TYPE_CHECKING:
@@ -104,7 +105,11 @@ def parse_offline_name(name: str) -> OfflineSpec:
     match = _NAME_RE.match(name.strip())
     base = f"{OFFLINE_PREFIX}{match['base']}" if match else None
     if base not in (OFFLINE_MODEL, DISTILLED_MODEL):
-        raise ValueError(f"unknown offline model {name!r}; valid names: {valid}")
+        guess = did_you_mean(
+            [f"{OFFLINE_PREFIX}{match['base']}" if match else name.split("@")[0]],
+            [OFFLINE_MODEL, DISTILLED_MODEL],
+        )
+        raise ValueError(f"unknown offline model {name!r}{guess}; valid names: {valid}")
     layers_text = match["layers"]
     if layers_text is None:
         if base == DISTILLED_MODEL:

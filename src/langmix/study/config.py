@@ -60,7 +60,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from langmix.data.errors import DataError, not_utf8
+from langmix.data.errors import DataError, did_you_mean, not_utf8
 from langmix.sampling.sampler import STRATEGIES
 from langmix.training.arguments import TrainArguments, check_report_to
 
@@ -319,7 +319,8 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     if unknown:
         raise _fail(
             path,
-            f"unknown table(s) {', '.join(sorted(unknown))}",
+            f"unknown table(s) {', '.join(sorted(unknown))}"
+            + did_you_mean(sorted(unknown), ["study", "models", "train", "eval"]),
             "top level",
             "the tables are [study], [[models]], [train] and [[eval]]",
         )
@@ -342,7 +343,12 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     }
     extra = set(study) - allowed
     if extra:
-        raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", "[study]")
+        raise _fail(
+            path,
+            f"unknown key(s) {', '.join(sorted(extra))}" + did_you_mean(sorted(extra), allowed),
+            "[study]",
+            f"[study] keys: {', '.join(sorted(allowed))}",
+        )
     for key, types in _STUDY_TYPES.items():
         if key in study:
             _check_type(path, "[study]", key, study[key], types)
@@ -351,7 +357,12 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     )
     bad = [s for s in strategies if s not in STRATEGIES]
     if bad:
-        raise _fail(path, f"strategies must be among {', '.join(STRATEGIES)}, got {bad}", "[study]")
+        raise _fail(
+            path,
+            f"strategies must be among {', '.join(STRATEGIES)}, got {bad}"
+            + did_you_mean(bad, STRATEGIES),
+            "[study]",
+        )
     alphas = [
         float(a)
         for a in _check_list(path, "[study]", "alphas", study.get("alphas", [0.5]), _NUMBER)
@@ -386,7 +397,12 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
             raise _fail(path, "each [[models]] entry needs a name", where)
         extra = set(entry) - {"name", "label", "train", "alphas"}
         if extra:
-            raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", where)
+            raise _fail(
+                path,
+                f"unknown key(s) {', '.join(sorted(extra))}"
+                + did_you_mean(sorted(extra), ["name", "label", "train", "alphas"]),
+                where,
+            )
         for key in ("name", "label"):
             if key in entry:
                 _check_type(path, where, key, entry[key], (str,))
@@ -395,7 +411,12 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
             raise _fail(path, "train must be a table of training options", where)
         bad_keys = set(overrides) - {f.name for f in fields(TrainArguments)}
         if bad_keys:
-            raise _fail(path, f"unknown training option(s) {', '.join(sorted(bad_keys))}", where)
+            raise _fail(
+                path,
+                f"unknown training option(s) {', '.join(sorted(bad_keys))}"
+                + did_you_mean(sorted(bad_keys), [f.name for f in fields(TrainArguments)]),
+                where,
+            )
         if set(overrides) & (_CELL_SETTINGS | set(_STUDY_SETTINGS) | _SHARED_SETTINGS):
             raise _fail(
                 path,
@@ -432,7 +453,12 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     known = {f.name for f in fields(TrainArguments)}
     wrong = set(train) - known
     if wrong:
-        raise _fail(path, f"unknown training option(s) {', '.join(sorted(wrong))}", "[train]")
+        raise _fail(
+            path,
+            f"unknown training option(s) {', '.join(sorted(wrong))}"
+            + did_you_mean(sorted(wrong), known),
+            "[train]",
+        )
     fixed = set(train) & _CELL_SETTINGS
     if fixed:
         raise _fail(
@@ -485,7 +511,12 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
             raise _fail(path, "each [[eval]] entry needs a dataset", where)
         extra = set(entry) - eval_fields
         if extra:
-            raise _fail(path, f"unknown key(s) {', '.join(sorted(extra))}", where)
+            raise _fail(
+                path,
+                f"unknown key(s) {', '.join(sorted(extra))}"
+                + did_you_mean(sorted(extra), eval_fields),
+                where,
+            )
         for key, types in _EVAL_TYPES.items():
             if key in entry:
                 _check_type(path, where, key, entry[key], types)
@@ -500,7 +531,10 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         spec = EvalSpec(**values)
         if spec.dataset not in ("xquad-r", "mlqa-r", "miracl"):
             raise _fail(
-                path, f"dataset must be xquad-r, mlqa-r or miracl, got {spec.dataset!r}", where
+                path,
+                f"dataset must be xquad-r, mlqa-r or miracl, got {spec.dataset!r}"
+                + did_you_mean([spec.dataset], ["xquad-r", "mlqa-r", "miracl"]),
+                where,
             )
         if spec.split not in ("all", "heldout", "validation"):
             raise _fail(
