@@ -156,8 +156,10 @@ def _study(argv: Sequence[str]) -> int:
             overwrite=args.overwrite,
             reuse_from=args.reuse_from,
         )
+    from langmix.study.results import plural
+
     print(
-        f"study: {summary.cells} cells, {summary.skipped} already done, "
+        f"study: {plural(summary.cells, 'cell')}, {summary.skipped} already done, "
         + (f"{summary.reused} taken from {args.reuse_from}, " if args.reuse_from else "")
         + f"{summary.finished} run, "
         f"{len(summary.failed)} failed, {summary.wall_seconds / 60:.1f} min"
@@ -448,7 +450,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     except KeyboardInterrupt:
-        print(f"langmix {argv[0]}: interrupted", file=sys.stderr)
+        print(
+            f"langmix {argv[0]}: interrupted; finished work is kept (every output is written "
+            "atomically): rerun the same command to go on from there",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -136,3 +136,16 @@ def test_eval_and_study_take_verbose(capsys):
 def test_an_unknown_command_suggests_the_closest(capsys):
     assert main(["studdy"]) == 2
     assert "unknown command 'studdy' (did you mean study?)" in capsys.readouterr().err
+
+
+def test_an_interrupted_command_says_how_to_go_on(monkeypatch, capsys):
+    import langmix.cli as cli
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "study", interrupted)
+    assert main(["study"]) == 130
+    err = capsys.readouterr().err
+    assert "langmix study: interrupted; finished work is kept" in err
+    assert "rerun the same command" in err

@@ -242,7 +242,7 @@ def test_hub_offline_mode_without_cached_copy(no_hub, monkeypatch):
         assert "offline:multilingual-e5-small" in str(info.value)
 
 
-def test_check_model_without_loading(no_hub, tmp_path):
+def test_check_model_without_loading(no_hub, tmp_path, monkeypatch):
     check_model("offline:multilingual-e5-small@L3")
     (tmp_path / "hf").mkdir()
     (tmp_path / "hf" / "config.json").write_text("{}")
@@ -250,12 +250,23 @@ def test_check_model_without_loading(no_hub, tmp_path):
     for name, message in [
         ("offline:multilingual-e5-small@L0", "invalid layer count"),
         ("offline:e5-large", "unknown offline model"),
-        (str(tmp_path / "missing"), "is not a model directory"),
+        (str(tmp_path / "missing"), "does not exist"),
         (str(tmp_path), "neither a sentence-transformers directory"),
         ("", "non-empty string"),
     ]:
         with pytest.raises(ValueError, match=message):
             check_model(name)
+    # A relative path that does not exist is a missing directory, not an unreachable hub.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for missing in ("runs/train-x/model", "runs/x", "./model"):
+        with pytest.raises(ValueError, match=r"does not exist \(a local path"):
+            check_model(missing)
+    # A training run's directory: the model it saved is named.
+    (tmp_path / "runs" / "train-x" / "model").mkdir(parents=True)
+    (tmp_path / "runs" / "train-x" / "model" / "modules.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"did you mean 'runs/train-x/model'"):
+        check_model("runs/train-x")
     with pytest.raises(ModelUnavailableError, match="unreachable"):
         check_model("langmix-tests/no-such-model")
 

@@ -241,7 +241,7 @@ def test_bad_configs_name_the_file_and_the_problem(tmp_path, data_dir, change, m
         (
             ('name = "offline:multilingual-e5-small@L2"', 'name = "{tmp}/no-model-here"'),
             "[[models]] name = '{tmp}/no-model-here'",
-            "is not a model directory",
+            "does not exist",
         ),
         (
             ('name = "offline:multilingual-e5-small@L2"', 'name = "nobody/no-such-model"'),

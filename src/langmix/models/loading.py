@@ -294,14 +294,26 @@ def check_model(name_or_path: str) -> None:
 def _resolve_path_or_hub(name: str) -> tuple[str, bool, bool]:
     """Where a model comes from: (source, local files only, is a sentence-transformers model)."""
     path = Path(name).expanduser()
-    if path.exists() or name.startswith((".", "/", "~")):
+    # A hub id is "name" or "org/name"; more parts, or a first part that is a local folder
+    # ("runs/x/model" beside runs/), can only be a path: say it is missing, not that the hub
+    # is unreachable.
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
+    looks_local = looks_local or ("/" in name and Path(name.split("/")[0]).is_dir())
+    if path.exists() or looks_local:
         if not path.is_dir():
-            raise ValueError(f"{name!r} is not a model directory")
+            problem = "is not a model directory" if path.exists() else "does not exist"
+            raise ValueError(f"{name!r} {problem} (a local path; hub ids look like 'org/name')")
         is_st = (path / "modules.json").is_file()
         if not is_st and not (path / "config.json").is_file():
+            inside = sorted(p.parent.name for p in path.glob("*/modules.json"))
+            hint = (
+                f"; did you mean {str(path / inside[0])!r} (the model a langmix run saved there)?"
+                if inside
+                else ""
+            )
             raise ValueError(
                 f"{name!r} is neither a sentence-transformers directory (modules.json) "
-                "nor a Hugging Face model directory (config.json)"
+                f"nor a Hugging Face model directory (config.json){hint}"
             )
         return str(path), True, is_st
     cached = _in_hf_cache(name)

@@ -62,6 +62,7 @@ from langmix.study.results import (
     load_study,
     markdown_table,
     missing_cells,
+    plural,
 )
 from langmix.study.training_section import section_training
 
@@ -170,7 +171,7 @@ def section_run(study: Study) -> list[str]:
         n = sum(1 for name, _ in reused if name == source)
         lines.append(
             f"- Taken from study {source} (`--reuse-from`, equal model, training and evaluation "
-            f"settings): {n} cells; their times, included above, were measured there"
+            f"settings): {plural(n, 'cell')}; their times, included above, were measured there"
         )
     lines.append("")
     lines += markdown_table(

@@ -425,6 +425,16 @@ def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list
     return [*lines, ""]
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``n`` and ``word`` in the number ``n`` takes: "1 cell", "2 cells".
+
+    Example:
+        >>> plural(1, "cell"), plural(3, "cell"), plural(2, "family", "families")
+        ('1 cell', '3 cells', '2 families')
+    """
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def format_count(n: int) -> str:
     """Format a parameter count compactly.
 

@@ -69,7 +69,7 @@ from langmix.study.display import StudyDisplay, format_duration
 from langmix.study.evaluate import EvaluationSets
 
 # The results file is langmix.study.results's; re-exported for the runner's callers.
-from langmix.study.results import RESULTS, read_results
+from langmix.study.results import RESULTS, plural, read_results
 
 FAILURES = "failures.jsonl"
 # One line per invocation of the runner: where its wall time went (setup, cells, report).
@@ -322,8 +322,8 @@ class StudyRunner:
         )
         self.evals.phase = self.display.phase
         self._say(
-            f"study {self.config.name}: {len(cells)} cells × {len(self.config.evals)} evaluation "
-            f"sets; {skipped} cells already done, "
+            f"study {self.config.name}: {plural(len(cells), 'cell')} × "
+            f"{plural(len(self.config.evals), 'evaluation set')}; {skipped} already done, "
             + (f"{reused} taken from {self.reuse_from}, " if self.reuse_from else "")
             + f"{len(todo)} to run"
         )
@@ -377,7 +377,8 @@ class StudyRunner:
         )
         if failed:
             self._say(
-                f"{len(failed)} cell(s) failed (see {self.out / FAILURES}): {', '.join(failed)}"
+                f"{plural(len(failed), 'cell')} failed (see {self.out / FAILURES}): "
+                f"{', '.join(failed)}"
             )
         return StudySummary(len(cells), len(todo) - len(failed), skipped, failed, wall, reused)
 
