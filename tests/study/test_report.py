@@ -34,7 +34,7 @@ import pytest
 from langmix.outputs import safe_name
 from langmix.study.comparisons import BASELINE_NAMES, TESTED
 from langmix.study.report import build_report, load_rows
-from langmix.study.results import METRIC_NAMES, Size
+from langmix.study.results import METRIC_NAMES, Arm, Size
 from langmix.study.statistics import headline
 
 LANGS = ["en", "de", "es"]
@@ -973,3 +973,31 @@ def test_budget_sentence_counts_cells_that_kept_their_last_step(n_capped: int) -
         )
     else:
         assert f"{4 - n_capped} of 4 trained cells stopped early" in text and per_size in text
+
+
+def test_the_report_says_which_languages_were_trained_and_which_are_zero_shot() -> None:
+    from langmix.data.lareqa import LAREQA_DATASETS
+    from langmix.study.report import section_run
+    from langmix.study.results import load_study
+
+    study = load_study(Path(__file__).resolve().parents[2] / "docs" / "results" / "cpu-full")
+    lines = section_run(study)
+    trained = sorted(LAREQA_DATASETS["mlqa-r"])
+    assert f"- Training languages: {', '.join(trained)}" in lines
+    unseen = sorted(set(LAREQA_DATASETS["xquad-r"]) - set(trained))
+    assert (
+        f"- xquad-r[:12]: 11 languages; zero-shot in {', '.join(unseen)} (never trained)" in lines
+    )
+    assert "- mlqa-r:heldout: 7 languages, all of them trained" in lines
+
+
+def test_the_question_names_only_the_baselines_that_ran(built, partial) -> None:
+    for _, report in (built, partial):
+        question = next(line for line in report.splitlines() if line.startswith("Question:"))
+        assert "(mono, cross, random, untrained)" in question or "(mono, cross, random)" in question
+    from types import SimpleNamespace
+
+    from langmix.study.report import _baselines_run
+
+    only = SimpleNamespace(arms=[Arm("hybrid", 0.5), Arm("mono"), Arm("untrained")])
+    assert _baselines_run(only) == ["mono", "untrained"]

@@ -57,12 +57,14 @@ from langmix.study.results import (
     Study,
     cell_summary,
     digits,
+    eval_languages,
     format_count,
     load_rows,
     load_study,
     markdown_table,
     missing_cells,
     plural,
+    train_languages,
 )
 from langmix.study.training_section import section_training
 
@@ -116,6 +118,33 @@ def _cell_text(rows: Sequence[dict[str, Any]], metric: str) -> str:
 # --------------------------------------------------------------------------- sections
 
 
+def _baselines_run(study: Study) -> list[str]:
+    """The baselines with rows, in the report's order: only those the question can be about."""
+    ran = {arm.strategy for arm in study.arms}
+    return [s for s in ("mono", "cross", "random", "untrained") if s in ran]
+
+
+def _language_lines(study: Study) -> list[str]:
+    """Which languages were trained, and which each evaluation set tests zero-shot."""
+    trained = train_languages(study)
+    if not trained:
+        return []
+    lines = [f"- Training languages: {', '.join(trained)}"]
+    for eval_set in study.eval_sets:
+        langs = eval_languages(study, eval_set)
+        unseen = [lang for lang in langs if lang not in trained]
+        if langs:
+            lines.append(
+                f"- {eval_set}: {len(langs)} languages"
+                + (
+                    f"; zero-shot in {', '.join(unseen)} (never trained)"
+                    if unseen
+                    else ", all of them trained"
+                )
+            )
+    return lines
+
+
 def section_run(study: Study) -> list[str]:
     """ "What was run / what was cut": grid, models, times, description, caveats.
 
@@ -163,6 +192,7 @@ def section_run(study: Study) -> list[str]:
         f"- Seeds: {', '.join(map(str, seeds)) or 'none'}",
         f"- Train set: {', '.join(train_sets) or 'none'}",
         f"- Evaluation sets: {', '.join(study.eval_sets) or 'none'}",
+        *_language_lines(study),
         f"- Wall time: train {_duration(train_s)} + eval {_duration(eval_s)} "
         f"= {_duration(train_s + eval_s)}",
     ]
@@ -432,8 +462,8 @@ def build_report(
         f"Built from `{RESULTS}` ({len(study.rows)} rows; newest {built}).",
         "",
         "Question: how does the benefit of hybrid batch training change as the model grows, "
-        "against the baselines (mono, cross, random), measured by mAP, with confidence "
-        "intervals?",
+        f"against the baselines ({', '.join(_baselines_run(study)) or 'none run yet'}), "
+        "measured by mAP, with confidence intervals?",
         "",
         *section_answer(study, comparisons, families),
         *section_run(study),

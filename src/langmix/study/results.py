@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -283,6 +284,52 @@ def _study_setting(directory: Path, key: str) -> str:
         return ""  # the report must still build; the runner validates the config
     study = config.get("study", {})
     return str(study.get(key, "")).strip() if isinstance(study, dict) else ""
+
+
+def train_languages(study: Study) -> tuple[str, ...]:
+    """The languages the study trained on: ``[train] languages`` of its ``study.toml``, else
+    every language of its training sets (``()`` when a set is not a known one).
+
+    Example:
+        >>> train_languages(load_study("docs/results/cpu-full"))  # doctest: +SKIP
+        ('ar', 'de', 'en', 'es', 'hi', 'vi', 'zh')
+    """
+    from langmix.data.lareqa import LAREQA_DATASETS
+    from langmix.data.mmarco import MMARCO_LANGUAGES
+
+    path = study.directory / "study.toml"
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        train = tomllib.loads(path.read_text(encoding="utf-8")).get("train", {})
+        chosen = train.get("languages") if isinstance(train, dict) else None
+        if isinstance(chosen, str):
+            chosen = [x.strip() for x in chosen.split(",")]
+        if isinstance(chosen, list) and chosen:
+            return tuple(sorted(str(x) for x in chosen))
+    registry = {
+        **{k: tuple(v) for k, v in LAREQA_DATASETS.items()},
+        "mmarco": tuple(MMARCO_LANGUAGES),
+    }
+    sets = {r["train_set"] for r in study.rows if r.get("train_set")}
+    if not sets or any(s not in registry for s in sets):
+        return ()
+    return tuple(sorted({lang for s in sets for lang in registry[s]}))
+
+
+def eval_languages(study: Study, eval_set: str) -> tuple[str, ...]:
+    """The query languages an evaluation set's rows were scored in (from their per-pair or
+    per-language metrics).
+
+    Example:
+        >>> eval_languages(load_study("docs/results/cpu-full"), "xquad-r[:12]")[:3]  # doctest: +SKIP
+        ('ar', 'de', 'el')
+    """
+    langs: set[str] = set()
+    for row in study.rows:
+        if row["eval_set"] != eval_set:
+            continue
+        langs |= {pair.split("-", 1)[0] for pair in row.get("per_pair_map") or {}}
+        langs |= set(row.get("per_language") or {})
+    return tuple(sorted(langs))
 
 
 def _model_recipes(directory: Path) -> dict[str, dict[str, Any]]:
