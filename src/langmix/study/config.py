@@ -1,5 +1,8 @@
 """Study configuration: a TOML file naming the grid, validated before anything runs.
 
+Every key, with its type, default and meaning: ``docs/study-config.md`` (generated from
+:mod:`langmix.study.config_keys`, the vocabulary validated here).
+
 Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
 
     [study]
@@ -62,6 +65,7 @@ from typing import Any
 
 from langmix.data.errors import DataError, did_you_mean, not_utf8
 from langmix.sampling.sampler import STRATEGIES
+from langmix.study.config_keys import MODEL_KEYS, STUDY_KEYS
 from langmix.training.arguments import TrainArguments, check_report_to
 
 # Train settings the grid itself sets per cell; a config may not fix them in [train].
@@ -327,20 +331,7 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
     study = raw.get("study")
     if not isinstance(study, dict) or "name" not in study:
         raise _fail(path, "a [study] table with a name is required", "[study]", _SEE_DEMO)
-    allowed = {
-        "name",
-        "description",
-        "compare_with",
-        "strategies",
-        "alphas",
-        "seeds",
-        "strategy_seeds",
-        "primary",
-        "equivalence_margin",
-        "untrained",
-        "keep_models",
-        "report_to",
-    }
+    allowed = set(STUDY_KEYS)
     extra = set(study) - allowed
     if extra:
         raise _fail(
@@ -395,12 +386,12 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         where = f"[[models]] #{number}"
         if not isinstance(entry, dict) or "name" not in entry:
             raise _fail(path, "each [[models]] entry needs a name", where)
-        extra = set(entry) - {"name", "label", "train", "alphas"}
+        extra = set(entry) - set(MODEL_KEYS)
         if extra:
             raise _fail(
                 path,
                 f"unknown key(s) {', '.join(sorted(extra))}"
-                + did_you_mean(sorted(extra), ["name", "label", "train", "alphas"]),
+                + did_you_mean(sorted(extra), MODEL_KEYS),
                 where,
             )
         for key in ("name", "label"):
