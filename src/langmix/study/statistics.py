@@ -195,6 +195,20 @@ def _compact(codes: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse.reshape(-1).astype(np.int64), int(uniq.shape[0])
 
 
+def _defined_rows(
+    values: np.ndarray, ids: np.ndarray, name: str, ids_name: str, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (and zero columns) of a one-value-per-row array's defined values, after checking
+    that it has one value per id."""
+    if ids.ndim != 1 or values.shape != ids.shape:
+        raise ValueError(
+            f"{name} has shape {values.shape} but {ids_name} has shape {ids.shape}; both must "
+            f"be [n_{what}]"
+        )
+    rows = np.flatnonzero(~np.isnan(values))
+    return rows, np.zeros_like(rows)
+
+
 def units(per_query: Mapping[str, Any], metric: str) -> Units:
     """Turn per-query arrays (an opened ``.npz`` or a dict) into the units of one metric.
 
@@ -226,13 +240,7 @@ def units(per_query: Mapping[str, Any], metric: str) -> Units:
     values = _get(per_query, _ARRAYS[metric], metric).astype(np.float64, copy=False)
     if metric in _MIRACL:
         ids = _get(per_query, "query_ids", metric)
-        if ids.ndim != 1 or values.shape != ids.shape:
-            raise ValueError(
-                f"{_ARRAYS[metric]!r} has shape {values.shape} but 'query_ids' has shape "
-                f"{ids.shape}; both must be [n_queries]"
-            )
-        rows = np.flatnonzero(~np.isnan(values))
-        cols = np.zeros_like(rows)
+        rows, cols = _defined_rows(values, ids, f"{_ARRAYS[metric]!r}", "'query_ids'", "queries")
         # A study's MIRACL ids are "language/qid": the languages are the averaging groups,
         # so the headline is the macro mean over languages, as MIRACL reports it.
         names = ids.astype(str)
@@ -246,13 +254,13 @@ def units(per_query: Mapping[str, Any], metric: str) -> Units:
         # A published question-level file (langmix.study.publish): one value per question,
         # already its mean over the groups, so the question is the only group.
         ident = _get(per_query, "parallel_ids", metric)
-        if values.ndim != 1 or values.shape != ident.shape:
-            raise ValueError(
-                f"{_ARRAYS[metric]!r} has shape {values.shape} but this question-level file's "
-                f"'parallel_ids' has shape {ident.shape}; both must be [n_questions]"
-            )
-        rows = np.flatnonzero(~np.isnan(values))
-        cols = np.zeros_like(rows)
+        rows, cols = _defined_rows(
+            values,
+            ident,
+            f"{_ARRAYS[metric]!r}",
+            "this question-level file's 'parallel_ids'",
+            "questions",
+        )
         raw_group = cols
     else:
         ident = _get(per_query, "parallel_ids", metric)
