@@ -1001,3 +1001,24 @@ def test_the_question_names_only_the_baselines_that_ran(built, partial) -> None:
 
     only = SimpleNamespace(arms=[Arm("hybrid", 0.5), Arm("mono"), Arm("untrained")])
     assert _baselines_run(only) == ["mono", "untrained"]
+
+
+def test_every_arm_has_one_style_in_every_figure() -> None:
+    """One colour and marker per arm, whatever the panel or figure; a contrast against a
+    baseline takes the baseline's colour; hybrid's alphas are told apart."""
+    from langmix.study.figures import arm_style
+
+    arms = [
+        "mono",
+        "cross",
+        "random",
+        "untrained",
+        "hybrid α=0.25",
+        "hybrid α=0.5",
+        "hybrid α=0.75",
+    ]
+    styles = [tuple(arm_style(a).values()) for a in arms]
+    assert len(set(styles)) == len(arms)
+    for baseline in ("mono", "cross", "random", "untrained"):
+        assert arm_style(f"− {baseline}") == arm_style(baseline)
+    assert arm_style("hybrid α=0.5") == arm_style("hybrid α=0.5")  # stable across calls

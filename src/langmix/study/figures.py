@@ -157,6 +157,38 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+# One colour and marker per arm in every figure and panel, so a strategy is recognised at a
+# glance anywhere in a report: hybrid in oranges darkening with alpha, the baselines in
+# fixed colours (a contrast "− mono" takes its baseline's).
+_HYBRID_SHADES = {0.25: "#fdae6b", 0.5: "#e6550d", 0.75: "#a63603"}
+_BASELINE_STYLES = (
+    ("untrained", "tab:gray", "D"),
+    ("pooled", "tab:red", "X"),
+    ("random", "tab:red", "X"),
+    ("interpolation", "tab:purple", "v"),
+    ("synergy", "tab:purple", "v"),
+    ("mono", "tab:green", "s"),
+    ("cross", "tab:blue", "^"),
+)
+
+
+def arm_style(label: str) -> dict[str, str]:
+    """The colour and marker of an arm (or of a contrast against a baseline) by its label.
+
+    Example:
+        >>> arm_style("hybrid α=0.5"), arm_style("− mono")["color"]
+        ({'color': '#e6550d', 'marker': 'o'}, 'tab:green')
+    """
+    if label.startswith("hybrid"):
+        alpha = label.partition("α=")[2]
+        shade = _HYBRID_SHADES.get(float(alpha), "#d94801") if alpha else "#d94801"
+        return {"color": shade, "marker": "o"}
+    for word, color, marker in _BASELINE_STYLES:
+        if word in label:
+            return {"color": color, "marker": marker}
+    return {"color": "black", "marker": "."}
+
+
 def _figure(n_panels: int) -> tuple[Figure, list]:
     fig = Figure(figsize=(_PANEL_WIDTH * n_panels, _PANEL_HEIGHT), layout="constrained")
     axes = fig.subplots(1, n_panels, squeeze=False)[0]
@@ -164,8 +196,21 @@ def _figure(n_panels: int) -> tuple[Figure, list]:
 
 
 def _finish(fig: Figure, axes: list, title: str, path: str | os.PathLike[str]) -> Path:
-    """The legend of the first panel, the figure title, and the PNG: how every figure ends."""
-    axes[0].legend(fontsize="small")
+    """One legend for every arm of every panel, the figure title, and the PNG: how every
+    figure ends (panels may hold different arms, e.g. an alpha sweep at some sizes only)."""
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        # Below the panels: beside them it would cover a long title.
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside lower center",
+            ncols=min(len(handles), 7),
+            fontsize="small",
+        )
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
@@ -213,8 +258,8 @@ def metric_vs_size(
                 line.y,
                 yerr=line.err,
                 label=line.label,
-                marker="o",
                 linestyle="--" if line.dashed else "-",
+                **arm_style(line.label),
                 capsize=3,
             )
         ax.set_title(panel_title)
@@ -252,8 +297,9 @@ def hybrid_gain(
     for ax, (panel_title, series) in zip(axes, panels, strict=True):
         ax.axhline(0.0, color="black", linewidth=0.8)
         for gain in series:
-            (line,) = ax.plot(gain.x, gain.diff, marker="o", label=gain.label)
-            ax.fill_between(gain.x, gain.low, gain.high, color=line.get_color(), alpha=0.15)
+            style = arm_style(gain.label)
+            ax.plot(gain.x, gain.diff, label=gain.label, **style)
+            ax.fill_between(gain.x, gain.low, gain.high, color=style["color"], alpha=0.15)
         ax.set_title(panel_title)
         ax.set_ylabel(ylabel)
         _size_axis(ax, xticks)
@@ -271,7 +317,9 @@ def alpha_frontier(
     Each panel joins cross (α = 0), the hybrid arms by α and mono (α = 1) with a solid line,
     and draws the straight line between the two pure strategies dashed: a hybrid point
     above and right of the dashed line is synergy, on it interpolation. Arms off the
-    frontier (random) are drawn as lone markers.
+    frontier (random) are drawn as lone markers. Arms are told apart by colour and marker
+    (:func:`arm_style`) in the figure's legend, not by text beside the points, which
+    overprints where arms lie close.
 
     Args:
         path: Output PNG.
@@ -307,16 +355,10 @@ def alpha_frontier(
                 point.y,
                 xerr=[[point.x - point.x_low], [point.x_high - point.x]],
                 yerr=[[point.y - point.y_low], [point.y_high - point.y]],
-                marker="o" if point.alpha is not None else "s",
                 capsize=2,
                 linestyle="none",
-            )
-            ax.annotate(
-                point.label,
-                (point.x, point.y),
-                textcoords="offset points",
-                xytext=(4, 4),
-                fontsize="x-small",
+                label=point.label,
+                **arm_style(point.label),
             )
         ax.set_title(panel_title)
         ax.set_xlabel(xlabel)
@@ -346,15 +388,14 @@ def loss_curves(
     """
     fig, axes = _figure(len(panels))
     for ax, (panel_title, curves) in zip(axes, panels, strict=True):
-        colours: dict[str, Any] = {}
+        labelled: set[str] = set()
         for label, steps, losses in curves:
-            kwargs: dict[str, Any] = {"linewidth": 1, "marker": ".", "alpha": 0.8}
-            if label in colours:
-                kwargs["color"] = colours[label]
-            else:
+            kwargs: dict[str, Any] = {"linewidth": 1, "alpha": 0.8, **arm_style(label)}
+            kwargs["markersize"] = 3
+            if label not in labelled:  # one legend entry per arm, not per seed
                 kwargs["label"] = label
-            (line,) = ax.plot(steps, losses, **kwargs)
-            colours.setdefault(label, line.get_color())
+                labelled.add(label)
+            ax.plot(steps, losses, **kwargs)
         ax.set_title(panel_title)
         ax.set_xlabel("step")
         ax.set_ylabel("validation loss")
