@@ -275,14 +275,27 @@ def _search(argv: Sequence[str]) -> int:
 
 
 def _report(argv: Sequence[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(
-            "usage: langmix report STUDY_DIR\n\nRebuilds report.md and plots/ from results.jsonl."
-        )
-        return 0 if argv else 2
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="langmix report",
+        description="Rebuild report.md, claims.csv and plots/ of a study from results.jsonl.",
+    )
+    parser.add_argument("study_dir")
+    parser.add_argument(
+        "--plot-format",
+        default="png",
+        help="Figure formats, comma-separated: png (always written), pdf, svg.",
+    )
+    parser.add_argument("--dpi", type=int, default=120, help="Resolution of the PNG figures.")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2), as an exit code
+        return int(stop.code or 0)
     from langmix.study.report import build_report
 
-    print(f"wrote {build_report(argv[0])}")
+    path = build_report(args.study_dir, plot_formats=args.plot_format.split(","), dpi=args.dpi)
+    print(f"wrote {path}")
     return 0
 
 

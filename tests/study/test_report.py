@@ -1022,3 +1022,36 @@ def test_every_arm_has_one_style_in_every_figure() -> None:
     for baseline in ("mono", "cross", "random", "untrained"):
         assert arm_style(f"− {baseline}") == arm_style(baseline)
     assert arm_style("hybrid α=0.5") == arm_style("hybrid α=0.5")  # stable across calls
+
+
+def test_figures_in_every_asked_format_and_resolution(tmp_path: Path) -> None:
+    """`langmix report --plot-format png,pdf,svg --dpi 200`: each figure as PNG (which the
+    report links), PDF and SVG; the same build twice gives the same bytes."""
+    import shutil
+
+    from langmix.cli import main
+
+    synthetic = make_study(tmp_path / "s", seeds=[0])
+    assert (
+        main(["report", str(synthetic.directory), "--plot-format", "pdf,svg", "--dpi", "200"]) == 0
+    )
+    plots = synthetic.directory / "plots"
+    pngs = sorted(plots.glob("*.png"))
+    assert pngs
+    for png in pngs:
+        assert png.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+        assert b"<svg" in png.with_suffix(".svg").read_bytes()
+    from matplotlib.image import imread
+
+    first = imread(pngs[0])
+    copy = tmp_path / "again"
+    shutil.copytree(synthetic.directory, copy)
+    shutil.rmtree(copy / "plots")
+    assert main(["report", str(copy), "--plot-format", "pdf,svg", "--dpi", "200"]) == 0
+    for path in sorted(plots.iterdir()):
+        assert (copy / "plots" / path.name).read_bytes() == path.read_bytes(), path.name
+    # The default build: PNG only, at 120 dpi (fewer pixels than at 200).
+    build_report(copy)
+    assert imread(copy / "plots" / pngs[0].name).shape[0] < first.shape[0]
+    assert main(["report", str(copy), "--plot-format", "gif"]) == 2
+    assert main(["report", str(copy), "--plot-format", "png", "--dpi", "10"]) == 2

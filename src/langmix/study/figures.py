@@ -17,18 +17,22 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from langmix.outputs import atomic_path
 
 __all__ = [
+    "PLOT_FORMATS",
     "FrontierPoint",
     "GainSeries",
     "Heatmap",
@@ -37,6 +41,7 @@ __all__ = [
     "hybrid_gain",
     "loss_curves",
     "metric_vs_size",
+    "output_settings",
     "pair_heatmap",
     "save_figure",
 ]
@@ -133,10 +138,45 @@ class Heatmap:
     values: np.ndarray
 
 
-def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` as a PNG atomically (:func:`langmix.outputs.atomic_path`).
+#: Figure file formats matplotlib writes that a publication may ask for.
+PLOT_FORMATS = ("png", "pdf", "svg")
+# The formats and dpi of the figures being drawn: rendering settings, like matplotlib's own
+# rc_context, set for one report build by :func:`output_settings`.
+_OUTPUT: ContextVar[tuple[tuple[str, ...], int]] = ContextVar(
+    "plot_output", default=(("png",), 120)
+)
 
-    A reader (or a browser previewing the report) never sees half a PNG, and an
+
+@contextmanager
+def output_settings(formats: Sequence[str] = ("png",), dpi: int = 120) -> Iterator[None]:
+    """Write every figure drawn inside in these formats (PNG always: the report links it) and
+    at this resolution.
+
+    Raises:
+        ValueError: For a format outside :data:`PLOT_FORMATS` or a dpi below 50.
+
+    Example:
+        >>> with output_settings(["png", "pdf"], dpi=300):  # doctest: +SKIP
+        ...     build_report("runs/x")
+    """
+    wanted = tuple(dict.fromkeys(["png", *[f.strip().lower() for f in formats if f.strip()]]))
+    bad = [f for f in wanted if f not in PLOT_FORMATS]
+    if bad:
+        raise ValueError(f"unknown plot format(s) {', '.join(bad)}; use {', '.join(PLOT_FORMATS)}")
+    if int(dpi) < 50:
+        raise ValueError(f"dpi must be at least 50, got {dpi}")
+    token = _OUTPUT.set((wanted, int(dpi)))
+    try:
+        yield
+    finally:
+        _OUTPUT.reset(token)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG, and in the other formats :func:`output_settings` asks for
+    beside it (same name, their suffix), each atomically (:func:`langmix.outputs.atomic_path`).
+
+    A reader (or a browser previewing the report) never sees half a figure, and an
     interrupted rebuild leaves the previous figure in place.
 
     Args:
@@ -144,7 +184,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
         path: Target ``.png`` path; its folder is created if needed.
 
     Returns:
-        The path written.
+        The PNG's path.
 
     Example:
         >>> save_figure(Figure(), "plots/empty.png")  # doctest: +SKIP
@@ -152,8 +192,13 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)  # attaches the Agg canvas; savefig then renders without pyplot
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    formats, dpi = _OUTPUT.get()
+    for fmt in formats:
+        with atomic_path(path.with_suffix(f".{fmt}")) as tmp:
+            # A fixed SVG hash salt and no PDF creation date: the same figure, the same bytes.
+            metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt)
+            with rc_context({"svg.hashsalt": "langmix"}):
+                fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
     return path
 
 

@@ -42,6 +42,7 @@ from langmix.study.comparisons import (
     verdict,
     verdict_text,
 )
+from langmix.study.figures import output_settings
 from langmix.study.plots import draw_plots
 from langmix.study.power import section_power
 from langmix.study.results import (
@@ -406,6 +407,8 @@ def build_report(
     *,
     n_resamples: int = 4000,
     seed: int = 0,
+    plot_formats: Sequence[str] = ("png",),
+    dpi: int = 120,
 ) -> Path:
     """(Re)build ``report.md`` and ``plots/*.png`` of a study directory.
 
@@ -418,6 +421,8 @@ def build_report(
         study_dir: The study directory.
         n_resamples: Two-level bootstrap replicates.
         seed: Seed of the resampling (fixed so rebuilds agree).
+        plot_formats: Figure formats besides the PNG the report links (``pdf``, ``svg``).
+        dpi: Resolution of the raster figures.
 
     Returns:
         The path of ``report.md``.
@@ -431,7 +436,8 @@ def build_report(
     """
     study = load_study(study_dir)
     comparisons = compute_comparisons(study, n_resamples=n_resamples, seed=seed)
-    figures = draw_plots(study, comparisons)
+    with output_settings(plot_formats, dpi):
+        figures = draw_plots(study, comparisons)
     families, families_lines = None, []
     if study.compare_with:
         from langmix.study.families import compare_families, section_families
