@@ -65,25 +65,14 @@ from typing import Any
 
 from langmix.data.errors import DataError, did_you_mean, not_utf8
 from langmix.sampling.sampler import STRATEGIES
-from langmix.study.config_keys import MODEL_KEYS, STUDY_KEYS
+from langmix.study.config_keys import (
+    _CELL_SETTINGS,
+    _SHARED_SETTINGS,
+    _STUDY_SETTINGS,
+    MODEL_KEYS,
+    STUDY_KEYS,
+)
 from langmix.training.arguments import TrainArguments, check_report_to
-
-# Train settings the grid itself sets per cell; a config may not fix them in [train].
-_CELL_SETTINGS = {"model", "output_dir", "sampling", "alpha", "seed", "resume", "run_name"}
-# Train settings every model must share: the data and its split, so that all cells are
-# evaluated on the same held-out questions.
-_SHARED_SETTINGS = {
-    "train",
-    "languages",
-    "data_dir",
-    "validation_fraction",
-    "test_fraction",
-    "split_seed",
-    "split_version",
-    "with_context",
-}
-# Train settings that follow a [study] setting.
-_STUDY_SETTINGS = {"report_to": "report_to", "save_model": "keep_models"}
 
 
 @dataclass(frozen=True)

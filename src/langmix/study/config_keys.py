@@ -16,6 +16,23 @@ from dataclasses import MISSING, fields
 
 __all__ = ["EVAL_KEYS", "MODEL_KEYS", "STUDY_KEYS", "reference"]
 
+# Train settings the grid itself sets per cell; a config may not fix them in [train].
+_CELL_SETTINGS = {"model", "output_dir", "sampling", "alpha", "seed", "resume", "run_name"}
+# Train settings every model must share: the data and its split, so that all cells are
+# evaluated on the same held-out questions.
+_SHARED_SETTINGS = {
+    "train",
+    "languages",
+    "data_dir",
+    "validation_fraction",
+    "test_fraction",
+    "split_seed",
+    "split_version",
+    "with_context",
+}
+# Train settings that follow a [study] setting.
+_STUDY_SETTINGS = {"report_to": "report_to", "save_model": "keep_models"}
+
 #: ``[study]``: key -> (TOML type, default, meaning).
 STUDY_KEYS: dict[str, tuple[str, str, str]] = {
     "name": ("string", "required", "The study's name; every row records it."),
@@ -118,7 +135,6 @@ def _table(keys: dict[str, tuple[str, str, str]]) -> list[str]:
 
 
 def _train_table() -> list[str]:
-    from langmix.study.config import _CELL_SETTINGS, _SHARED_SETTINGS, _STUDY_SETTINGS
     from langmix.training.arguments import TrainArguments
 
     lines = ["| key | default | meaning |", "|---|---|---|"]
@@ -146,8 +162,6 @@ def reference() -> str:
         >>> reference().splitlines()[0]
         '# Study configuration reference'
     """
-    from langmix.study.config import _CELL_SETTINGS
-
     lines = [
         "# Study configuration reference",
         "",
