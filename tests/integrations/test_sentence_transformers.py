@@ -272,12 +272,14 @@ def test_constraints_are_checked(pairs, monkeypatch):
 # -- the real trainer -------------------------------------------------------------------------
 
 
-def _trainer(adapter, model, tmp_path, loss=None, **overrides):
+def _trainer(adapter, model, tmp_path, loss=None, evaluator=None, **overrides):
     from sentence_transformers import SentenceTransformerTrainer
 
     args = _args(adapter, model, tmp_path, **overrides)
     loss = loss if loss is not None else SentenceTransformersInfoNCELoss(model)
-    return SentenceTransformerTrainer(model, args, train_dataset=adapter.dataset(), loss=loss)
+    return SentenceTransformerTrainer(
+        model, args, train_dataset=adapter.dataset(), loss=loss, evaluator=evaluator
+    )
 
 
 def _first_batches(trainer, count):
@@ -334,3 +336,32 @@ def test_sentence_transformers_trainer_trains_on_the_sampler_batches(pairs, mode
     for query_ids, passage_ids in seen_inputs:
         assert tokenizer.decode(query_ids, skip_special_tokens=True).startswith("query: ")
         assert tokenizer.decode(passage_ids, skip_special_tokens=True).startswith("passage: ")
+
+
+def test_lareqa_evaluator_reports_langmix_numbers_inside_the_trainer(
+    pairs, model, tmp_path, data_dir
+):
+    """SentenceTransformerTrainer with LAReQAEvaluator: the logged numbers are langmix's, and
+    the model's card carries them (issue 24)."""
+    from langmix.evaluation import LAReQAEvaluator
+    from langmix.evaluation.lareqa import encode_lareqa, score_lareqa
+
+    dataset = load_lareqa("xquad-r", ["en", "de"], data_dir=data_dir).first_articles(1)
+    lengths = {"query_max_length": 24, "passage_max_length": 32, "with_context": False}
+    evaluator = LAReQAEvaluator(dataset, name="xquad-r", **lengths)
+    adapter = SentenceTransformersAdapter(LanguageBatchSampler([pairs], BATCH, "hybrid", seed=0))
+    trainer = _trainer(
+        adapter, model, tmp_path, evaluator=evaluator, max_steps=2, eval_strategy="steps",
+        eval_steps=2, logging_steps=1,
+    )  # fmt: skip
+    trainer.train()
+    (logged,) = [e for e in trainer.state.log_history if "eval_xquad-r_map_multi" in e]
+    expected = score_lareqa(dataset, encode_lareqa(model, dataset, show_progress=False, **lengths))
+    assert logged["eval_xquad-r_map_multi"] == pytest.approx(expected.map["multi"], abs=1e-6)
+    assert logged["eval_xquad-r_r1_cross"] == pytest.approx(expected.recall["cross@1"], abs=1e-6)
+    assert evaluator.primary_metric == "xquad-r_map_multi"
+    model.save(str(tmp_path / "saved"))
+    card = (tmp_path / "saved" / "README.md").read_text()
+    assert "#### LAReQA retrieval" in card and "| **map_multi** |" in card
+    with pytest.raises(ValueError, match="primary_metric must be one of"):
+        LAReQAEvaluator(dataset, primary_metric="ndcg@10")

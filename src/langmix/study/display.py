@@ -10,7 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from langmix.study.config import Cell
 
 
 class StudyDisplay:
@@ -138,4 +143,35 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
-__all__ = ["StudyDisplay", "format_duration"]
+def cell_kind(cell: Cell) -> tuple[str, bool]:
+    """What a cell's time is estimated by: its model and whether it trains."""
+    return cell.model.label, cell.strategy != "untrained"
+
+
+def estimate_remaining(
+    durations: dict[tuple[str, bool], list[float]], cells: list[Cell]
+) -> tuple[float, bool]:
+    """Seconds left: each cell at the mean time of finished cells of its model and kind.
+
+    A model not reached yet is costed at the last measured model's time, a lower bound when
+    the grid runs from small to large models; the flag says whether every cell was measured.
+
+    Example:
+        >>> estimate_remaining({}, [])
+        (0.0, True)
+    """
+    total, exact = 0.0, True
+    last: dict[bool, float] = {}
+    for (_, trained), values in durations.items():
+        last[trained] = float(np.mean(values))
+    for cell in cells:
+        measured = durations.get(cell_kind(cell))
+        if measured:
+            total += float(np.mean(measured))
+        else:
+            exact = False
+            total += last.get(cell_kind(cell)[1], max(last.values(), default=0.0))
+    return total, exact
+
+
+__all__ = ["StudyDisplay", "cell_kind", "estimate_remaining", "format_duration"]

@@ -247,15 +247,7 @@ class EvaluationSets:
         save_per_query(result, dataset, target / "per_query.npz")
         return {
             "eval_kind": "lareqa",
-            "metrics": {
-                "map_mono": result.map["mono"],
-                "map_cross": result.map["cross"],
-                "map_multi": result.map["multi"],
-                "r1_mono": result.recall["mono@1"],
-                "r1_cross": result.recall["cross@1"],
-                "r10_multi": result.recall["multi@10"],
-                "rank_distance": result.rank_distance,
-            },
+            "metrics": result.headline(),
             "per_pair_map": {pair: values["map"] for pair, values in result.per_pair.items()},
             "per_query": str((target / "per_query.npz").relative_to(self.out)),
             "timing": {
@@ -317,3 +309,44 @@ class EvaluationSets:
 
 
 __all__ = ["EvaluationSets"]
+
+
+#: How a model card names each kind of evaluation, and its bold metric.
+_CARD_KINDS = {
+    "lareqa": ("LAReQA retrieval", "map_multi"),
+    "miracl": ("MIRACL retrieval (zero-shot)", "ndcg@10"),
+}
+
+
+def card_evaluations(model: Any, directory: Path, evaluated: list[tuple[EvalSpec, dict]]) -> bool:
+    """Add a kept cell model's evaluations to its card and rewrite ``directory/README.md``.
+
+    Only a model trained in this process carries its card's training facts (one loaded back
+    from disk has an empty card); for any other the card the trainer wrote stays.
+
+    Returns:
+        Whether the card was rewritten.
+    """
+    from langmix.models.model_card import (
+        TRAINED_TAG,
+        EvaluationRecord,
+        add_evaluation,
+        write_model_card,
+    )
+
+    if TRAINED_TAG not in model.model_card_data.tags:
+        return False
+    for spec, row in evaluated:
+        description, primary = _CARD_KINDS[row["eval_kind"]]
+        settings = {
+            "languages": list(spec.languages) if spec.languages else "all",
+            "split": spec.split,
+            "with_context": spec.with_context,
+            "query_max_length": spec.query_max_length,
+            "passage_max_length": spec.passage_max_length,
+        }
+        add_evaluation(
+            model, EvaluationRecord(spec.name, description, primary, settings), row["metrics"]
+        )
+    write_model_card(model, directory)
+    return True

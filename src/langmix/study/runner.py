@@ -51,8 +51,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from langmix.data.errors import DataError
 from langmix.outputs import (
     OutputDirError,
@@ -65,8 +63,8 @@ from langmix.outputs import (
     write_text_atomic,
 )
 from langmix.study.config import Cell, ModelSpec, StudyConfig, load_study_config
-from langmix.study.display import StudyDisplay, format_duration
-from langmix.study.evaluate import EvaluationSets
+from langmix.study.display import StudyDisplay, cell_kind, estimate_remaining, format_duration
+from langmix.study.evaluate import EvaluationSets, card_evaluations
 
 # The results file is langmix.study.results's; re-exported for the runner's callers.
 from langmix.study.results import RESULTS, plural, read_results
@@ -136,36 +134,6 @@ def _repair_results(path: Path) -> list[dict[str, Any]]:
         if text != path.read_text(encoding="utf-8"):
             write_text_atomic(path, text)
     return rows
-
-
-def _kind(cell: Cell) -> tuple[str, bool]:
-    return cell.model.label, cell.strategy != "untrained"
-
-
-def estimate_remaining(
-    durations: dict[tuple[str, bool], list[float]], cells: list[Cell]
-) -> tuple[float, bool]:
-    """Seconds left: each cell at the mean time of finished cells of its model and kind.
-
-    A model not reached yet is costed at the last measured model's time, a lower bound when
-    the grid runs from small to large models; the flag says whether every cell was measured.
-
-    Example:
-        >>> estimate_remaining({}, [])
-        (0.0, True)
-    """
-    total, exact = 0.0, True
-    last: dict[bool, float] = {}
-    for (_, trained), values in durations.items():
-        last[trained] = float(np.mean(values))
-    for cell in cells:
-        measured = durations.get(_kind(cell))
-        if measured:
-            total += float(np.mean(measured))
-        else:
-            exact = False
-            total += last.get(_kind(cell)[1], max(last.values(), default=0.0))
-    return total, exact
 
 
 def _cell_dir(out: Path, cell: Cell) -> Path:
@@ -349,7 +317,7 @@ class StudyRunner:
                         raise  # a full or read-only disk fails every cell: stop, nothing lost
                     self._record_failure(cell, exc, failed)
                 took = time.perf_counter() - cell_started
-                durations.setdefault(_kind(cell), []).append(took)
+                durations.setdefault(cell_kind(cell), []).append(took)
                 left = todo[number:]
                 eta, exact = estimate_remaining(durations, left)
                 self.display.end_cell()
@@ -449,10 +417,12 @@ class StudyRunner:
             load_s = time.perf_counter() - started
         else:
             model, counts, train_summary, load_s, train_wall = self._trained(cell, cell_dir)
+        evaluated_now = []
         for spec in self.config.evals:
             if (cell.key, spec.name) in done:
                 continue
             row = self.evals.evaluate(cell, spec, model, cell_dir / safe_name(spec.name))
+            evaluated_now.append((spec, row))
             row["timing"].update(
                 # Training (steps, validation, saving) is shared by every evaluation row of
                 # the cell and repeated on each.
@@ -497,6 +467,9 @@ class StudyRunner:
             shutil.rmtree(cell_dir / "train" / "checkpoints", ignore_errors=True)
             if not self.config.keep_models:
                 shutil.rmtree(cell_dir / "train" / "model", ignore_errors=True)
+            elif len(evaluated_now) == len(self.config.evals):
+                # Every evaluation ran now: the kept model's card gets the metrics too.
+                card_evaluations(model, cell_dir / "train" / "model", evaluated_now)
 
     def _trained(self, cell: Cell, cell_dir: Path) -> tuple[Any, Any, dict, float, float]:
         """The cell's trained model: (model, counts, train summary, load s, train s)."""

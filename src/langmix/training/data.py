@@ -112,3 +112,16 @@ def split_digests(
         ).digest()
         for pairs in sets
     }
+
+
+def describe_sets(sets: Sequence[ParallelPairs]) -> list[dict[str, object]]:
+    """Name, languages, pairs and items of each set, as ``config.json`` records them."""
+    return [
+        {
+            "name": pairs.name,
+            "languages": list(pairs.languages),
+            "pairs": len(pairs),
+            "items": len(pairs.by_id),
+        }
+        for pairs in sets
+    ]

@@ -20,7 +20,8 @@ Output directory::
     checkpoints/best.safetensors   trainable tensors with the lowest validation loss
     model/               the final model, a complete sentence-transformers directory: the
                          validation-best one when the run validates (--eval-steps, or early
-                         stopping), else the last step's
+                         stopping), else the last step's; its README.md card says what made
+                         it (langmix.training.model_card)
     tensorboard/         with --report-to tensorboard: loss, learning rate, validation loss
     summary.json         steps, best step, losses, throughput, wall time
 
@@ -38,14 +39,21 @@ from typing import Any
 
 import torch
 
+from langmix.models.model_card import fill_model_card
 from langmix.outputs import OutputDirError, append_jsonl, ensure_writable, write_json_atomic
 from langmix.sampling.examples import ExampleTable, TrainingSet
 from langmix.sampling.sampler import Batch, LanguageBatchSampler
 from langmix.training import checkpoints
 from langmix.training.arguments import TrainArguments
 from langmix.training.checkpoints import MODEL_DIR, TrainerState
-from langmix.training.data import load_training_sets, split_digests, split_training_sets
+from langmix.training.data import (
+    describe_sets,
+    load_training_sets,
+    split_digests,
+    split_training_sets,
+)
 from langmix.training.loss import InfoNCELoss, text_key
+from langmix.training.model_card import training_facts
 from langmix.training.optimization import (
     adamw_with_warmup,
     freeze_poolers,
@@ -226,17 +234,6 @@ class Trainer:
                         f"{tset.pairs.name!r} has only {len(pair.negatives)} negative(s)"
                     )
 
-    def _describe_sets(self, sets: Sequence) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": p.name,
-                "languages": list(p.languages),
-                "pairs": len(p),
-                "items": len(p.by_id),
-            }
-            for p in sets
-        ]
-
     def config_document(self, parameters: dict[str, int] | None = None) -> dict[str, Any]:
         import sentence_transformers
         import transformers
@@ -253,8 +250,8 @@ class Trainer:
             "validation_batches": len(self.validation_batches),
             "split": self.split,
             "mono_languages_dropped": self.mono_languages_dropped,
-            "training_sets": self._describe_sets(self.train_sets),
-            "validation_sets": self._describe_sets(self.validation_sets),
+            "training_sets": describe_sets(self.train_sets),
+            "validation_sets": describe_sets(self.validation_sets),
             "model_parameters": parameters,
             "versions": {
                 "langmix": langmix.__version__,
@@ -540,6 +537,9 @@ class Trainer:
         target = self.out / MODEL_DIR
         if self.args.save_model:
             self.reporter.emit("save", state.step)
+            kept = state.best_step if validated else None
+            facts = training_facts(self.args, self.train_sets, self.split, state.history, kept)
+            fill_model_card(final, facts)
             checkpoints.save_model(self.accelerator, final, target)
         self.model = final
         summary = {
