@@ -21,7 +21,7 @@ Layout (every table but ``[study]`` and ``[[models]]`` is optional)::
     equivalence_margin = 0.005  # optional: the margin of the equivalence tests (mAP)
     untrained = true            # evaluate each model before training, as the reference
     keep_models = true          # false: evaluate each trained model in memory, never write it
-    report_to = "none"          # training curves of every cell: none, tensorboard, wandb
+    report_to = "none"          # training curves of every cell: none, tensorboard, wandb, mlflow
                                 # (TensorBoard: cells/.../train/tensorboard; wandb run names
                                 # are "{study name}/{cell key}")
 

@@ -78,7 +78,7 @@ STUDY_KEYS: dict[str, tuple[str, str, str]] = {
     "report_to": (
         "string",
         '"none"',
-        "Training curves of every cell: none, tensorboard or wandb.",
+        "Training curves of every cell: none, tensorboard, wandb or mlflow (curves, settings and evaluation metrics; one store, STUDY/mlflow.db).",
     ),
 }
 

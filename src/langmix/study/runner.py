@@ -68,6 +68,7 @@ from langmix.study.evaluate import EvaluationSets, card_evaluations
 
 # The results file is langmix.study.results's; re-exported for the runner's callers.
 from langmix.study.results import RESULTS, plural, read_results
+from langmix.training.reporting import log_evaluation, mlflow_store
 
 FAILURES = "failures.jsonl"
 # One line per invocation of the runner: where its wall time went (setup, cells, report).
@@ -237,7 +238,10 @@ class StudyRunner:
         started = time.perf_counter()
         self._preflight()  # reads only: a fixed study file may reuse the directory
         self._claim_output_dir()
-        with self._study_log():
+        store = contextlib.nullcontext()
+        if self.config.report_to == "mlflow":
+            store = mlflow_store(self.out, self.config.name)
+        with self._study_log(), store:
             return self._run(started)
 
     @contextlib.contextmanager
@@ -454,6 +458,9 @@ class StudyRunner:
                 finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             )
             append_jsonl(results, row)
+            if train_summary:  # the cell's tracker run (mlflow) gets the metrics too
+                step = train_summary.get("best_step") or train_summary.get("steps") or 0
+                log_evaluation(cell_dir / "train", spec.name, row["metrics"], step)
             done.add((cell.key, spec.name))
             log.info(
                 "%s %s: %s",

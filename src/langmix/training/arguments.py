@@ -157,7 +157,8 @@ class TrainArguments:
         default="none",
         metadata={
             "help": "Training curves (loss, learning rate, validation loss): none, "
-            "tensorboard (OUTPUT/tensorboard) or wandb (needs the wandb package)."
+            "tensorboard (OUTPUT/tensorboard), wandb (needs the wandb package) or mlflow "
+            "(with the settings; pip install langmix[mlflow])."
         },
     )
     run_name: str | None = field(
@@ -272,7 +273,13 @@ NON_SHAPING = frozenset(
 )
 
 #: ``--report-to`` values and the package each needs.
-TRACKERS = {"none": None, "tensorboard": "tensorboard", "wandb": "wandb"}
+#: Each tracker's module, and what installs it.
+TRACKERS = {
+    "none": None,
+    "tensorboard": ("tensorboard", "tensorboard"),
+    "wandb": ("wandb", "wandb"),
+    "mlflow": ("mlflow", "'langmix[mlflow]'"),
+}
 
 
 def check_report_to(value: str) -> None:
@@ -286,9 +293,9 @@ def check_report_to(value: str) -> None:
     """
     if value not in TRACKERS:
         raise ValueError(f"--report-to must be one of {', '.join(TRACKERS)}, got {value!r}")
-    package = TRACKERS[value]
-    if package is not None and importlib.util.find_spec(package) is None:
+    needed = TRACKERS[value]
+    if needed is not None and importlib.util.find_spec(needed[0]) is None:
         raise ValueError(
-            f"--report-to {value} needs the {package} package, which is not installed "
-            f"(pip install {package}, or --report-to none)"
+            f"--report-to {value} needs the {needed[0]} package, which is not installed "
+            f"(pip install {needed[1]}, or --report-to none)"
         )

@@ -3,9 +3,12 @@
 A run reports to the person watching (a tqdm bar and printed lines for ``langmix train``, or a
 :data:`ProgressCallback` when a study draws one display for all its cells) and, with
 ``--report-to``, to an experiment tracker through accelerate (``accelerator.log``): TensorBoard
-event files in ``OUTPUT/tensorboard`` or a Weights & Biases run named ``--run-name``. The
-curves are the training loss and learning rate of every step, the throughput of every logging
-step and the validation loss of every validation.
+event files in ``OUTPUT/tensorboard``, a Weights & Biases run named ``--run-name``, or an mlflow
+run (in ``$MLFLOW_TRACKING_URI``, else the SQLite store ``OUTPUT/mlflow.db``). The curves are
+the training loss and learning rate of every step, the throughput of every logging step and the
+validation loss of every validation; every setting is logged as a hyper-parameter. An mlflow
+run's id is kept in ``OUTPUT/tracker.json``: a resumed run continues it, and
+:func:`log_evaluation` adds evaluation metrics to it afterwards (a study's cells).
 
 Example:
     >>> events = []
@@ -18,12 +21,23 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langmix.outputs import write_json_atomic
 from langmix.training.arguments import TrainArguments
+
+#: Where a run records its tracker's run (``{"mlflow": {"run_id", "tracking_uri"}}``).
+TRACKER_FILE = "tracker.json"
+#: The mlflow store of a run when ``$MLFLOW_TRACKING_URI`` is not set.
+MLFLOW_STORE = "mlflow.db"
 
 
 @dataclass(frozen=True)
@@ -63,7 +77,82 @@ def make_tracker(args: TrainArguments) -> Any | None:
         from accelerate.tracking import WandBTracker
 
         return WandBTracker("langmix", name=args.run_name or out.resolve().name, dir=str(out))
+    if args.report_to == "mlflow":
+        from accelerate.tracking import MLflowTracker
+
+        recorded = _recorded_run(out) if args.resume else None
+        return MLflowTracker(
+            "langmix",
+            run_id=recorded.get("run_id") if recorded else None,
+            run_name=args.run_name or out.resolve().name,
+        )
     return None
+
+
+def mlflow_tracking_uri(out: Path) -> str:
+    """``$MLFLOW_TRACKING_URI``, else the SQLite store beside the run (``OUTPUT/mlflow.db``)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(out / MLFLOW_STORE).resolve()}"
+
+
+@contextlib.contextmanager
+def mlflow_store(directory: Path, experiment: str) -> Iterator[None]:
+    """Send the mlflow runs started inside to one store and experiment (a study's cells).
+
+    ``$MLFLOW_TRACKING_URI`` and ``$MLFLOW_EXPERIMENT_NAME`` set by the user win; those set
+    here are removed on the way out.
+    """
+    added = {
+        key: value
+        for key, value in (
+            ("MLFLOW_TRACKING_URI", f"sqlite:///{(directory / MLFLOW_STORE).resolve()}"),
+            ("MLFLOW_EXPERIMENT_NAME", experiment),
+        )
+        if key not in os.environ
+    }
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def _recorded_run(out: Path) -> dict[str, str] | None:
+    path = out / TRACKER_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("mlflow")
+
+
+def log_evaluation(run_dir: Path, name: str, metrics: Mapping[str, float], step: int) -> bool:
+    """Add one evaluation's metrics (``{name}/{metric}``) to the run's mlflow run, if it has one.
+
+    Through the client, not the fluent API: the run is finished, and no global active run is
+    opened or left behind.
+
+    Returns:
+        Whether a tracker run took them (only mlflow runs record one).
+    """
+    recorded = _recorded_run(run_dir)
+    if recorded is None:
+        return False
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    stamp = int(time.time() * 1000)
+    values = [
+        Metric(_metric_key(f"{name}/{key}"), float(value), stamp, step)
+        for key, value in metrics.items()
+        if value is not None
+    ]
+    MlflowClient(recorded["tracking_uri"]).log_batch(recorded["run_id"], metrics=values)
+    return True
+
+
+def _metric_key(key: str) -> str:
+    """mlflow takes letters, digits and ``_-. :/`` in names: ``xquad-r[:1]/ndcg@10`` ->
+    ``xquad-r_:1_/ndcg_10``."""
+    return re.sub(r"[^\w\-. :/]", "_", key)
 
 
 class Reporter:
@@ -133,7 +222,17 @@ class Reporter:
             for key, value in self.args.to_dict().items()
             if value is not None  # TensorBoard's hyperparameters take neither None nor lists
         }
+        if self.args.report_to == "mlflow":
+            import mlflow
+
+            mlflow.set_tracking_uri(mlflow_tracking_uri(Path(self.args.output_dir)))
         accelerator.init_trackers("langmix", config=config)
+        if self.args.report_to == "mlflow" and self.is_main:
+            import mlflow
+
+            record = {"run_id": self.tracker.active_run.info.run_id,
+                      "tracking_uri": mlflow.get_tracking_uri()}  # fmt: skip
+            write_json_atomic(Path(self.args.output_dir) / TRACKER_FILE, {"mlflow": record})
 
     def track(self, values: dict[str, float], step: int) -> None:
         """Log ``values`` at ``step`` to the tracker (main process; nothing without one)."""
@@ -152,4 +251,14 @@ class Reporter:
             self._accelerator = None
 
 
-__all__ = ["ProgressCallback", "Reporter", "TrainEvent", "make_tracker"]
+__all__ = [
+    "MLFLOW_STORE",
+    "TRACKER_FILE",
+    "ProgressCallback",
+    "Reporter",
+    "TrainEvent",
+    "log_evaluation",
+    "make_tracker",
+    "mlflow_store",
+    "mlflow_tracking_uri",
+]
