@@ -69,3 +69,34 @@ def test_langmix_eval_writes_the_run_and_qrels(data_dir: Path, tmp_path: Path):
     assert len(run) == len({line.split()[0] for line in qrels}) > 0
     assert {len(row) for row in run.values()} == {20}
     assert all(line.split()[1] == "0" and line.split()[3] == "1" for line in qrels)
+
+
+def test_a_study_cell_writes_its_trec_run_when_asked(data_dir: Path, tmp_path: Path):
+    """``trec_depth`` in a study's [[eval]]: the cell's run and qrels, read by pytrec_eval,
+    give the per-query multilingual AP of the cell's own per-query file."""
+    from langmix.data.miracl import read_qrels
+    from langmix.study.config import Cell, load_study_config
+    from langmix.study.evaluate import EvaluationSets
+
+    path = tmp_path / "study.toml"
+    path.write_text(
+        '[study]\nname = "t"\nstrategies = ["mono"]\nseeds = [0]\n'
+        f'[[models]]\nname = "{MODEL}"\n[train]\nlanguages = ["en", "de"]\nmax_steps = 2\n'
+        '[[eval]]\ndataset = "xquad-r"\nlanguages = ["en", "de"]\narticles = 1\n'
+        "trec_depth = 1000\n"
+    )
+    config = load_study_config(path)
+    config.train["data_dir"] = str(data_dir)
+    sets = EvaluationSets(config, tmp_path / "out")
+    (spec,) = config.evals
+    cell = Cell(config.models[0], "untrained", None, None)
+    target = tmp_path / "out" / "cells" / "L2" / "untrained" / "xquad-r"
+    row = sets.evaluate(cell, spec, load_model(MODEL), target)
+    assert row["trec_run"] == "cells/L2/untrained/xquad-r/run.trec"
+    run = read_run(target / "run.trec")
+    _, per_query = evaluate_trec(read_qrels(target / "qrels.trec"), run, ["map"])
+    saved = np.load(target / "per_query.npz")
+    ours = dict(zip(saved["query_ids"].tolist(), saved["multi_ap"], strict=True))
+    assert set(per_query) == set(ours)
+    np.testing.assert_allclose([per_query[q]["map"] for q in ours], list(ours.values()), atol=1e-6)
+    assert np.mean(list(ours.values())) == pytest.approx(row["metrics"]["map_multi"], abs=1e-9)

@@ -99,6 +99,7 @@ class EvalSpec:
     batch_size: int = 64
     corpus: str | None = None
     top_k: int = 100
+    trec_depth: int = 0
 
     @property
     def name(self) -> str:
@@ -228,6 +229,7 @@ _EVAL_TYPES: dict[str, tuple[type, ...]] = {
     "batch_size": (int,),
     "corpus": (str,),
     "top_k": (int,),
+    "trec_depth": (int,),
 }
 
 
@@ -503,6 +505,8 @@ def load_study_config(path: str | os.PathLike[str]) -> StudyConfig:
         for key in ("articles", "query_max_length", "passage_max_length", "batch_size", "top_k"):
             if key in entry and entry[key] < 1:
                 raise _fail(path, f"{key} must be positive, got {entry[key]}", where)
+        if entry.get("trec_depth", 0) < 0:
+            raise _fail(path, f"trec_depth must be 0 or more, got {entry['trec_depth']}", where)
         values = dict(entry)
         if "languages" in values:
             values["languages"] = tuple(

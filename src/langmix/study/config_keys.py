@@ -125,6 +125,12 @@ EVAL_KEYS: dict[str, tuple[str, str, str]] = {
         "miracl: a JSONL corpus file or a directory of {lang}.jsonl.",
     ),
     "top_k": ("integer", "100", "miracl: passages retrieved per query."),
+    "trec_depth": (
+        "integer",
+        "0",
+        "LAReQA: also write the cell's multilingual ranking as a TREC run (run.trec, qrels.trec; "
+        "top N candidates per query, qid language/question) for ranx or ir-measures; 0: none.",
+    ),
 }
 
 

@@ -218,11 +218,15 @@ class EvaluationSets:
 
     def _lareqa(self, cell, spec, model, target, cache) -> dict[str, Any]:
         from langmix.evaluation.lareqa import (
+            TREC_QRELS,
+            TREC_RUN,
             encode_lareqa,
+            lareqa_trec,
             metrics_document,
             save_per_query,
             score_lareqa,
         )
+        from langmix.evaluation.trec import write_qrels, write_run
 
         dataset: LareqaDataset = self.dataset(spec)
         started = time.perf_counter()
@@ -245,11 +249,18 @@ class EvaluationSets:
             target / "metrics.json", metrics_document(result, dataset, cell.model.name)
         )
         save_per_query(result, dataset, target / "per_query.npz")
+        trec = {}
+        if spec.trec_depth:
+            run, qrels = lareqa_trec(dataset, embeddings, spec.trec_depth)
+            write_run(target / TREC_RUN, run, tag=cell.key)
+            write_qrels(target / TREC_QRELS, qrels)
+            trec = {"trec_run": str((target / TREC_RUN).relative_to(self.out))}
         return {
             "eval_kind": "lareqa",
             "metrics": result.headline(),
             "per_pair_map": {pair: values["map"] for pair, values in result.per_pair.items()},
             "per_query": str((target / "per_query.npz").relative_to(self.out)),
+            **trec,
             "timing": {
                 "encode_s": round(encoded - started, 3),
                 "metrics_s": round(scored - encoded, 3),

@@ -165,7 +165,10 @@ def publish_study(
     staging = target.with_name(f".{target.name}.publishing")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    lines = [json.dumps(row, ensure_ascii=False) for row in loaded.rows]
+    # TREC runs stay in the run directory (large, and not what the report reads): their rows
+    # must not name files the publication lacks.
+    rows = [{k: v for k, v in row.items() if k != "trec_run"} for row in loaded.rows]
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
     write_text_atomic(staging / RESULTS, "\n".join(lines) + "\n")
     if (source / "study.toml").is_file():
         shutil.copyfile(source / "study.toml", staging / "study.toml")
