@@ -269,9 +269,6 @@ def _size_axis(ax, xticks: Sequence[tuple[float, str]]) -> None:
     ax.minorticks_off()
     ax.set_xlabel("non-embedding parameters")
     ax.grid(True, alpha=0.3)
-    if len(xticks) == 1:
-        x = xticks[0][0]
-        ax.set_xlim(x / 2, x * 2)
 
 
 def metric_vs_size(
@@ -282,6 +279,9 @@ def metric_vs_size(
     title: str = "",
 ) -> Path:
     """Draw one panel per metric, each a line per strategy over model size.
+
+    With one size, each panel is the arms side by side instead (a point and its error bar
+    each): lines over one x position would overprint.
 
     Args:
         path: Output PNG.
@@ -296,7 +296,16 @@ def metric_vs_size(
         >>> metric_vs_size("m.png", [("mAP multi", [s])], xticks=[(7e6, "L2")])  # doctest: +SKIP
     """
     fig, axes = _figure(len(panels))
+    single = len(xticks) == 1
     for ax, (panel_title, lines) in zip(axes, panels, strict=True):
+        if single:
+            for position, line in enumerate(lines):
+                err = [line.err[0]] if line.err is not None else None
+                ax.errorbar([position], [line.y[0]], yerr=err, label=line.label,
+                            linestyle="none", **arm_style(line.label), capsize=4)  # fmt: skip
+            ax.set_title(panel_title)
+            _arm_axis(ax, [line.label for line in lines], xticks[0][1])
+            continue
         for line in lines:
             ax.errorbar(
                 line.x,
@@ -312,6 +321,14 @@ def metric_vs_size(
     return _finish(fig, axes, title, path)
 
 
+def _arm_axis(ax, labels: Sequence[str], size: str) -> None:
+    """The x axis of a single-size panel: one slot per arm, named, the size in the label."""
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize="small")
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.set_xlabel(size.replace("\n", ", "))
+    ax.grid(True, axis="y", alpha=0.3)
+
+
 def hybrid_gain(
     path: str | os.PathLike[str],
     panels: Sequence[tuple[str, Sequence[GainSeries]]],
@@ -321,6 +338,9 @@ def hybrid_gain(
     ylabel: str = "hybrid − baseline",
 ) -> Path:
     """Draw contrasts of hybrid over model size, one panel per metric.
+
+    With one size, the contrasts stand side by side, each a point with its interval as an
+    error bar.
 
     The confidence interval is a shaded band and the zero line is drawn, so "significant"
     reads as "the band does not touch the line".
@@ -339,8 +359,21 @@ def hybrid_gain(
         >>> hybrid_gain("g.png", [("mAP multi", [g])], xticks=[(7e6, "L2")])  # doctest: +SKIP
     """
     fig, axes = _figure(len(panels))
+    single = len(xticks) == 1
     for ax, (panel_title, series) in zip(axes, panels, strict=True):
         ax.axhline(0.0, color="black", linewidth=0.8)
+        if single:
+            # One size: a band over one x is invisible; each contrast is a point with its
+            # interval as an error bar, side by side.
+            for position, gain in enumerate(series):
+                below, above = gain.diff[0] - gain.low[0], gain.high[0] - gain.diff[0]
+                ax.errorbar([position], [gain.diff[0]], yerr=[[below], [above]],
+                            label=gain.label, linestyle="none", **arm_style(gain.label),
+                            capsize=4)  # fmt: skip
+            ax.set_title(panel_title)
+            ax.set_ylabel(ylabel)
+            _arm_axis(ax, [gain.label for gain in series], xticks[0][1])
+            continue
         for gain in series:
             style = arm_style(gain.label)
             ax.plot(gain.x, gain.diff, label=gain.label, **style)

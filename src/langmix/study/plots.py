@@ -61,6 +61,13 @@ def _xticks(sizes: Sequence[Size]) -> list[tuple[float, str]]:
     return [(float(s.non_embedding), f"{s.label}\n{format_count(s.non_embedding)}") for s in sizes]
 
 
+def _by_size(study: Study) -> str:
+    """How a figure's title names its x axis: over sizes, or by arm at the only size."""
+    if len(study.sizes) == 1:
+        return f"by arm ({study.sizes[0].label})"
+    return "vs model size"
+
+
 def _size_series(study: Study, eval_set: str, metric: str) -> list[Series]:
     sizes = study.sizes
     series = []
@@ -91,7 +98,7 @@ def plot_metrics_vs_size(study: Study, eval_set: str, path: Path) -> Path:
         for m in _SIZE_PANELS[study.eval_kind[eval_set]]
     ]
     return metric_vs_size(
-        path, panels, xticks=_xticks(study.sizes), title=f"{eval_set}: score vs model size"
+        path, panels, xticks=_xticks(study.sizes), title=f"{eval_set}: score {_by_size(study)}"
     )
 
 
@@ -104,7 +111,10 @@ def plot_rank_distance_vs_size(study: Study, eval_set: str, path: Path) -> Path:
     """
     panels = [("rank distance (lower is better)", _size_series(study, eval_set, "rank_distance"))]
     return metric_vs_size(
-        path, panels, xticks=_xticks(study.sizes), title=f"{eval_set}: rank distance vs size"
+        path,
+        panels,
+        xticks=_xticks(study.sizes),
+        title=f"{eval_set}: rank distance {_by_size(study)}",
     )
 
 
