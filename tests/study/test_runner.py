@@ -536,3 +536,18 @@ def test_zero_shot_sets_leave_out_articles_training_text_shares(tmp_path, data_d
     assert any("Prime_number" in m for m in sets.exclusion_messages())
     heldout = next(spec for spec in config.evals if spec.split == "heldout")
     assert sets.zero_shot_record(heldout) is None  # trained on: not a zero-shot set
+
+
+def test_a_distributed_launch_is_refused_before_anything_is_written(
+    tmp_path, data_dir, monkeypatch
+):
+    """`torchrun --nproc-per-node 2 -m langmix study` wrote every row twice (issue 25)."""
+    from langmix.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    path = _config(tmp_path, data_dir)
+    with pytest.raises(ValueError, match="not as one of WORLD_SIZE=2 ranks"):
+        run_study(path, tmp_path / "out", data_dir=data_dir, show_progress=False)
+    assert not (tmp_path / "out").exists()
+    argv = ["study", "--config", str(path), "--output-dir", str(tmp_path / "cli")]
+    assert main(argv) == 2 and not (tmp_path / "cli").exists()

@@ -137,6 +137,20 @@ def _repair_results(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _refuse_a_distributed_launch() -> None:
+    """Refuse to run as one rank of several (``torchrun``, ``accelerate launch``).
+
+    Every rank would run the whole grid: every row written once per rank.
+    """
+    world = os.environ.get("WORLD_SIZE", "1")
+    if world.isdigit() and int(world) > 1:
+        raise ValueError(
+            f"langmix study runs as one process, not as one of WORLD_SIZE={world} ranks: "
+            "under torchrun or accelerate launch every rank would run the whole grid and write "
+            "every row once per rank; run `langmix study` directly"
+        )
+
+
 def _cell_dir(out: Path, cell: Cell) -> Path:
     return out / "cells" / cell.key
 
@@ -236,6 +250,7 @@ class StudyRunner:
     def run(self) -> StudySummary:
         """Run every unfinished (cell, evaluation set); then rebuild the report."""
         started = time.perf_counter()
+        _refuse_a_distributed_launch()
         self._preflight()  # reads only: a fixed study file may reuse the directory
         self._claim_output_dir()
         store = contextlib.nullcontext()
