@@ -319,9 +319,6 @@ class EvaluationSets:
         }
 
 
-__all__ = ["EvaluationSets"]
-
-
 #: How a model card names each kind of evaluation, and its bold metric.
 _CARD_KINDS = {
     "lareqa": ("LAReQA retrieval", "map_multi"),
@@ -361,3 +358,6 @@ def card_evaluations(model: Any, directory: Path, evaluated: list[tuple[EvalSpec
         )
     write_model_card(model, directory)
     return True
+
+
+__all__ = ["EvaluationSets", "card_evaluations"]

@@ -91,7 +91,12 @@ def make_tracker(args: TrainArguments) -> Any | None:
 
 def mlflow_tracking_uri(out: Path) -> str:
     """``$MLFLOW_TRACKING_URI``, else the SQLite store beside the run (``OUTPUT/mlflow.db``)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(out / MLFLOW_STORE).resolve()}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or _store_uri(out)
+
+
+def _store_uri(directory: Path) -> str:
+    """The SQLite mlflow store ``directory/mlflow.db``, as a tracking URI."""
+    return f"sqlite:///{(directory / MLFLOW_STORE).resolve()}"
 
 
 @contextlib.contextmanager
@@ -104,7 +109,7 @@ def mlflow_store(directory: Path, experiment: str) -> Iterator[None]:
     added = {
         key: value
         for key, value in (
-            ("MLFLOW_TRACKING_URI", f"sqlite:///{(directory / MLFLOW_STORE).resolve()}"),
+            ("MLFLOW_TRACKING_URI", _store_uri(directory)),
             ("MLFLOW_EXPERIMENT_NAME", experiment),
         )
         if key not in os.environ
